@@ -1,0 +1,5 @@
+import sys
+
+from rainer.cli import main
+
+sys.exit(main())

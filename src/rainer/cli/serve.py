@@ -1,0 +1,119 @@
+"""``rainer serve``: the HTTP server. Every option also reads ``RAINER_<OPTION>`` from the
+environment, so a service manager can configure it without a command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from rainer.errors import RainerError
+
+ERROR = 1
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get("RAINER_" + name, default)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}")
+    return int(text)
+
+
+def _size(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a positive number of bytes: {text!r}")
+    return int(text)
+
+
+def _prefix(text: str) -> str:
+    stripped = text.rstrip("/")
+    if not stripped.startswith("/") or "//" in stripped or "?" in stripped:
+        raise argparse.ArgumentTypeError(f"not a URL path prefix like /diary: {text!r}")
+    return stripped
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the HTTP server",
+        description="Serve the Rainer HTTP API. Each option also reads RAINER_<OPTION>, "
+        "for example RAINER_DATABASE or RAINER_MAX_PAYLOAD_BYTES.",
+    )
+    parser.add_argument(
+        "--host", default=_env("HOST", "127.0.0.1"), help="address to listen on (%(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=_port, default=_env("PORT", "8080"), help="TCP port (%(default)s)"
+    )
+    parser.add_argument(
+        "--database",
+        default=_env("DATABASE", "sqlite:///rainer.db"),
+        metavar="URL",
+        help="sqlite:///PATH, postgresql://USER:PASSWORD@HOST/DB or "
+        "mysql://USER:PASSWORD@HOST/DB (%(default)s)",
+    )
+    parser.add_argument("--table", default=_env("TABLE", "rainer"), help="table name (%(default)s)")
+    parser.add_argument(
+        "--prefix",
+        type=_prefix,
+        default=_env("PREFIX", "/diary"),
+        help="URL path the API is mounted under (%(default)s)",
+    )
+    parser.add_argument(
+        "--validate",
+        choices=("none", "json", "yaml"),
+        default=_env("VALIDATE", "none"),
+        help="refuse payloads that do not parse as this (%(default)s)",
+    )
+    parser.add_argument(
+        "--max-payload-bytes",
+        type=_size,
+        default=_env("MAX_PAYLOAD_BYTES", str(16 * 1024 * 1024)),
+        metavar="N",
+        help="refuse larger payloads with 413 (%(default)s)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default=_env("LOG_LEVEL", "info"),
+        help="server log level (%(default)s)",
+    )
+    parser.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=_env("ACCESS_LOG", "no").lower() in ("1", "yes", "true"),
+        help="log every request (off by default: it costs a third of the throughput)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rainer.server.app import RainerApp, ServerConfig
+    from rainer.server.runner import run_server
+    from rainer.storage import open_storage
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        storage = open_storage(args.database, args.table)
+        app = RainerApp(
+            storage,
+            ServerConfig(
+                prefix=args.prefix,
+                validate=args.validate,
+                max_payload_bytes=args.max_payload_bytes,
+            ),
+        )
+        app.start()
+    except (RainerError, ValueError) as exc:
+        print(f"rainer serve: error: {exc}", file=sys.stderr)
+        return ERROR
+    try:
+        return run_server(app, args.host, args.port, args.log_level, args.access_log)
+    finally:
+        app.stop()

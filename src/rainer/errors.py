@@ -1,0 +1,44 @@
+"""The errors that cross the boundaries between Rainer's parts.
+
+Each maps onto one HTTP answer, so the server, the client and the command line agree on them.
+"""
+
+from __future__ import annotations
+
+
+class RainerError(Exception):
+    """Base class of every error Rainer raises on purpose."""
+
+
+class BadRequestError(RainerError):
+    """Input that can never be accepted as it is (HTTP 400)."""
+
+
+class NotFoundError(RainerError):
+    """No commit at that key or version (HTTP 404)."""
+
+
+class PayloadTooLargeError(RainerError):
+    """A payload over the configured limit (HTTP 413)."""
+
+
+class CommitOrderingError(RainerError):
+    """A commit's version is not the key's head version plus one (HTTP 409).
+
+    ``expected_version`` is the version the storage would have accepted.
+    """
+
+    def __init__(self, key: str, expected_version: int, provided_version: int) -> None:
+        super().__init__(
+            f"Conflict on key {key!r}: expected version {expected_version}, got {provided_version}"
+        )
+        self.key = key
+        self.expected_version = expected_version
+        self.provided_version = provided_version
+
+    def __reduce__(self):  # keeps the error picklable across process pools
+        return (type(self), (self.key, self.expected_version, self.provided_version))
+
+
+class StorageUnavailableError(RainerError):
+    """The backing store cannot be reached (HTTP 503)."""

@@ -1,0 +1,16 @@
+"""Journaled commit storage: the interface and its implementations."""
+
+from rainer.storage.base import Storage
+from rainer.storage.cached import HeadCachingStorage
+from rainer.storage.memory import MemoryStorage
+
+__all__ = ["HeadCachingStorage", "MemoryStorage", "Storage", "open_storage"]
+
+
+def open_storage(url: str, table: str = "rainer") -> Storage:
+    """The storage a URL names: ``memory:``, or a SQLite, PostgreSQL or MySQL URL."""
+    if url in ("memory", "memory:", "memory://"):
+        return MemoryStorage()
+    from rainer.storage.sql import SqlStorage
+
+    return SqlStorage(url, table)

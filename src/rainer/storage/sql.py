@@ -1,0 +1,338 @@
+"""Journaled storage in a relational database: SQLite, PostgreSQL or MySQL/MariaDB.
+
+One implementation on SQLAlchemy Core. The table is the original Rainer's, so a server can take
+over an existing Rainer database::
+
+    name      up to 255 bytes      \\
+    version   int                  / primary key: it settles every race between writers
+    payload   blob                 the commit's stored byte form (see rainer.commit)
+    is_empty  small int            optional: old tables lack it, and still work
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
+
+from rainer.commit import Commit
+from rainer.errors import CommitOrderingError, StorageUnavailableError
+from rainer.storage.base import Storage
+
+log = logging.getLogger(__name__)
+
+# Short scheme names people type, mapped to the drivers we install.
+_DRIVERS = {
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mysql+pymysql",
+    "mariadb+pymysql": "mysql+pymysql",
+}
+
+
+def database_url(text: str) -> URL:
+    """Parse a database URL, choosing our driver when the URL names none."""
+    try:
+        url = make_url(text)
+    except ArgumentError as exc:
+        raise ValueError(f"not a database URL: {text!r}") from exc
+    driver = _DRIVERS.get(url.drivername)
+    if driver:
+        url = url.set(drivername=driver)
+    if url.get_backend_name() not in ("sqlite", "postgresql", "mysql"):
+        raise ValueError(f"unsupported database {url.drivername!r}: use sqlite, postgresql, mysql")
+    return url
+
+
+def _table(metadata: sa.MetaData, name: str) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column(
+            "name",
+            sa.String(255).with_variant(mysql.VARBINARY(255), "mysql"),
+            primary_key=True,
+        ),
+        sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column(
+            "payload",
+            sa.LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql"),
+            nullable=False,
+        ),
+        sa.Column("is_empty", sa.SmallInteger, nullable=False),
+    )
+
+
+class SqlStorage(Storage):
+    """Storage in one table of a SQL database."""
+
+    def __init__(self, url: str, table: str = "rainer", pool_size: int = 16) -> None:
+        self.url = database_url(url)
+        self.table_name = table
+        self.pool_size = pool_size
+        self.single_writer = self.url.get_backend_name() == "sqlite"
+        # With SQLite one process writes (the file lock makes sure) and its threads take turns
+        # here rather than in SQLite's busy loop.
+        self._write_lock = threading.Lock() if self.single_writer else None
+        self._lock_file: int | None = None
+        self._engine: Engine | None = None
+        self._has_is_empty = True
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.single_writer:
+            self._lock_sqlite_file()
+        try:
+            self._engine = self._create_engine()
+            self._prepare_table()
+        except NoSuchModuleError as exc:
+            raise ValueError(f"no driver for {self.url.drivername}: {exc}") from exc
+        except DBAPIError as exc:
+            self.stop()
+            raise StorageUnavailableError(f"database unavailable: {_reason(exc)}") from exc
+
+    def stop(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+        if self._lock_file is not None:
+            os.close(self._lock_file)
+            self._lock_file = None
+
+    def _create_engine(self) -> Engine:
+        if self.single_writer:
+            engine = sa.create_engine(self.url, pool_size=self.pool_size, max_overflow=8)
+
+            @sa.event.listens_for(engine, "connect")
+            def _durable(dbapi_connection, _record) -> None:
+                # WAL with a full sync: a commit is on disk before the 200 leaves the server.
+                cursor = dbapi_connection.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=FULL")
+                cursor.execute("PRAGMA busy_timeout=10000")
+                cursor.close()
+
+            return engine
+        return sa.create_engine(
+            self.url, pool_size=self.pool_size, max_overflow=8, pool_pre_ping=True
+        )
+
+    def _lock_sqlite_file(self) -> None:
+        path = self.url.database
+        if not path or path == ":memory:":
+            return
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise ValueError(f"no such directory for the SQLite database: {directory}")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StorageUnavailableError(
+                f"another process is serving the SQLite database {path}; with SQLite exactly one "
+                "rainer process may write (use PostgreSQL or MySQL to run several)"
+            ) from None
+        self._lock_file = fd
+
+    def _prepare_table(self) -> None:
+        assert self._engine is not None
+        inspector = sa.inspect(self._engine)
+        metadata = sa.MetaData()
+        if inspector.has_table(self.table_name):
+            columns = {column["name"] for column in inspector.get_columns(self.table_name)}
+            self._has_is_empty = "is_empty" in columns
+            if not self._has_is_empty:
+                log.warning("table %s has no is_empty column; leaving it out", self.table_name)
+            self._table = _table(metadata, self.table_name)
+        else:
+            log.info("creating table %s", self.table_name)
+            self._table = _table(metadata, self.table_name)
+            metadata.create_all(self._engine)
+        self._build_statements()
+
+    def _build_statements(self) -> None:
+        t = self._table
+        newest = (
+            sa.select(t.c.name, sa.func.max(t.c.version).label("version"))
+            .group_by(t.c.name)
+            .subquery("newest")
+        )
+        heads = sa.select(t.c.payload).join(
+            newest, sa.and_(t.c.name == newest.c.name, t.c.version == newest.c.version)
+        )
+        self._select_heads = heads
+        self._select_non_empty_heads = (
+            heads.where(t.c.is_empty != 1) if self._has_is_empty else heads
+        )
+        self._select_head = (
+            sa.select(t.c.payload)
+            .where(t.c.name == sa.bindparam("key"))
+            .order_by(t.c.version.desc())
+            .limit(1)
+        )
+        self._select_version = sa.select(t.c.payload).where(
+            t.c.name == sa.bindparam("key"), t.c.version == sa.bindparam("version")
+        )
+        self._select_max = sa.select(sa.func.max(t.c.version)).where(
+            t.c.name == sa.bindparam("key")
+        )
+        self._select_maxes = (
+            sa.select(t.c.name, sa.func.max(t.c.version))
+            .where(t.c.name.in_(sa.bindparam("keys", expanding=True)))
+            .group_by(t.c.name)
+        )
+        # Rows name their columns, so an old table without is_empty gets no is_empty.
+        self._insert = sa.insert(t)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def _engine_or_fail(self) -> Engine:
+        if self._engine is None:
+            raise StorageUnavailableError("storage is not started")
+        return self._engine
+
+    def _fetch(self, statement, **params) -> list[Commit]:
+        try:
+            with self._engine_or_fail().connect() as connection:
+                rows = connection.execute(statement, params).all()
+        except DBAPIError as exc:
+            raise StorageUnavailableError(f"database unavailable: {_reason(exc)}") from exc
+        return [Commit.decode(bytes(row[0])) for row in rows]
+
+    def heads(self) -> dict[str, Commit]:
+        return {commit.key: commit for commit in self._fetch(self._select_heads)}
+
+    def non_empty_heads(self) -> dict[str, Commit]:
+        # is_empty is a hint: old rows may lack it, so filter the decoded commits too.
+        commits = self._fetch(self._select_non_empty_heads)
+        return {commit.key: commit for commit in commits if not commit.empty}
+
+    def get(self, key: str, version: int | None = None) -> Commit | None:
+        if version is None:
+            found = self._fetch(self._select_head, key=key)
+        else:
+            found = self._fetch(self._select_version, key=key, version=version)
+        return found[0] if found else None
+
+    def history(
+        self, key: str, limit: int | None = None, before: int | None = None
+    ) -> list[Commit]:
+        t = self._table
+        statement = sa.select(t.c.payload).where(t.c.name == key)
+        if before is not None:
+            statement = statement.where(t.c.version < before)
+        statement = statement.order_by(t.c.version.desc())
+        if limit is not None:
+            statement = statement.limit(limit)
+        return self._fetch(statement)
+
+    def ping(self) -> None:
+        try:
+            with self._engine_or_fail().connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+        except DBAPIError as exc:
+            raise StorageUnavailableError(f"database unavailable: {_reason(exc)}") from exc
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def _row(self, commit: Commit) -> dict[str, object]:
+        row: dict[str, object] = {
+            "name": commit.key,
+            "version": commit.version,
+            "payload": commit.encode(),
+        }
+        if self._has_is_empty:
+            row["is_empty"] = 1 if commit.empty else 0
+        return row
+
+    def save(self, commit: Commit) -> None:
+        result = self.save_batch([commit])[0]
+        if result is not None:
+            raise result
+
+    def save_batch(self, commits: Sequence[Commit]) -> list[Exception | None]:
+        """Save ``commits`` in one transaction, so one sync makes the whole batch durable.
+
+        When another process wins a race inside the batch, the batch is rolled back and each
+        commit is retried in a transaction of its own, which gives every commit its exact answer.
+        """
+        if not commits:
+            return []
+        if self._write_lock is not None:
+            with self._write_lock:
+                return self._save_batch(commits)
+        return self._save_batch(commits)
+
+    def _save_batch(self, commits: Sequence[Commit]) -> list[Exception | None]:
+        engine = self._engine_or_fail()
+        try:
+            with engine.begin() as connection:
+                results, rows = self._check_order(connection, commits)
+                if rows:
+                    connection.execute(self._insert, rows)
+            return results
+        except IntegrityError:
+            if len(commits) == 1:
+                return [self._ordering_error_after_race(commits[0])]
+        except DBAPIError as exc:
+            error = StorageUnavailableError(f"database unavailable: {_reason(exc)}")
+            return [error for _ in commits]
+        return [self._save_alone(commit) for commit in commits]
+
+    def _check_order(self, connection, commits: Sequence[Commit]):
+        keys = sorted({commit.key for commit in commits})
+        heads = {
+            _text(name): version
+            for name, version in connection.execute(self._select_maxes, {"keys": keys})
+        }
+        results: list[Exception | None] = []
+        rows = []
+        for commit in commits:
+            expected = heads.get(commit.key, 0) + 1
+            if commit.version != expected:
+                results.append(CommitOrderingError(commit.key, expected, commit.version))
+                continue
+            heads[commit.key] = commit.version
+            rows.append(self._row(commit))
+            results.append(None)
+        return results, rows
+
+    def _save_alone(self, commit: Commit) -> Exception | None:
+        try:
+            with self._engine_or_fail().begin() as connection:
+                results, rows = self._check_order(connection, [commit])
+                if rows:
+                    connection.execute(self._insert, rows)
+                return results[0]
+        except IntegrityError:
+            return self._ordering_error_after_race(commit)
+        except DBAPIError as exc:
+            return StorageUnavailableError(f"database unavailable: {_reason(exc)}")
+
+    def _ordering_error_after_race(self, commit: Commit) -> Exception:
+        """Another writer inserted this version first: report what it left as the head."""
+        try:
+            with self._engine_or_fail().connect() as connection:
+                newest = connection.execute(self._select_max, {"key": commit.key}).scalar()
+        except DBAPIError as exc:
+            return StorageUnavailableError(f"database unavailable: {_reason(exc)}")
+        return CommitOrderingError(commit.key, (newest or 0) + 1, commit.version)
+
+
+def _text(name: str | bytes) -> str:
+    # MySQL's VARBINARY name column comes back as bytes.
+    return name.decode("utf-8") if isinstance(name, bytes | bytearray) else name
+
+
+def _reason(exc: DBAPIError) -> str:
+    return str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
