@@ -1,0 +1,46 @@
+# Two commands for a newcomer: `make demo` (set up, start the embedded server, walk through it)
+# and `make test` (install everything the tests need, then run them all).
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv system-packages demo test test-server test-collection lint bench clean
+
+help:
+	@echo "make demo    - set up and walk through Rainer on the embedded SQLite database"
+	@echo "make test    - install what the tests need and run them all (as CI does)"
+	@echo "make bench   - print the benchmark tables (see docs/benchmarks.md)"
+	@echo "make lint    - ruff and yamllint only"
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11+ or set PYTHON=" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(STAMP)
+
+system-packages:
+	bash scripts/install-system-packages.sh
+
+demo: $(STAMP)
+	bash scripts/demo.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests/server tests/harness bench
+	$(BIN)/ruff format --check src tests/server tests/harness bench
+	$(BIN)/yamllint --strict .
+
+test-server: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider
+
+test: system-packages lint test-server
+
+bench: system-packages $(STAMP)
+	$(BIN)/python bench/http_bench.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
