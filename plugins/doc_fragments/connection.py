@@ -1,0 +1,135 @@
+# -*- coding: utf-8 -*-
+# Copyright: Rainer for Python and Ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Connection options shared by every plugin of the rainer.rainer collection."""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    """Documentation fragments for the Rainer HTTP connection.
+
+    C(DOCUMENTATION) describes the options; C(PLUGINS) adds the environment,
+    ini and variable sources that controller-side plugins (the lookup) read
+    through C(get_option).
+    """
+
+    DOCUMENTATION = r"""
+options:
+  url:
+    description:
+      - Base URL of the Rainer diary, including its mount prefix, for example V(http://127.0.0.1:8080/diary).
+      - A trailing slash is ignored.
+      - For the modules it may also come from the E(RAINER_URL) environment variable, the variable
+        V(rainer_url) (read by the action plugin) or, most conveniently, from C(module_defaults)
+        for the action group C(group/rainer.rainer.rainer).
+    type: str
+    required: true
+  timeout:
+    description:
+      - Seconds to wait for the server to answer one request.
+    type: float
+    default: 10
+  validate_certs:
+    description:
+      - Whether to verify the server's TLS certificate when O(url) starts with V(https://).
+      - Only set this to V(false) against a server you control, for example in a lab.
+    type: bool
+    default: true
+  ca_path:
+    description:
+      - Path to a PEM file of certificate authorities used to verify the server's certificate,
+        instead of the system's trust store.
+    type: path
+  client_cert:
+    description:
+      - Path to a PEM client certificate for servers behind mutual TLS.
+      - When the file also holds the private key, O(client_key) can be left out.
+    type: path
+  client_key:
+    description:
+      - Path to the PEM private key that belongs to O(client_cert).
+    type: path
+  headers:
+    description:
+      - Extra HTTP headers sent with every request, for example an C(Authorization) header
+        checked by a reverse proxy in front of the server.
+    type: dict
+  retries:
+    description:
+      - How many times a read is retried after a connection failure, a timeout or a
+        502, 503 or 504 answer, with a short growing pause between tries.
+      - A commit is never posted again blindly. After a failed post the key is read again to
+        learn whether the commit landed; only when it did not, and tries are left, it is posted again.
+    type: int
+    default: 2
+  author:
+    description:
+      - Author recorded with each commit (C(X-Rainer-Author)).
+      - Defaults to the E(RAINER_AUTHOR) environment variable, else the login name of the
+        user that runs the task.
+    type: str
+"""
+
+    PLUGINS = r"""
+options:
+  url:
+    env:
+      - name: RAINER_URL
+    ini:
+      - section: rainer
+        key: url
+    vars:
+      - name: rainer_url
+  timeout:
+    env:
+      - name: RAINER_TIMEOUT
+    ini:
+      - section: rainer
+        key: timeout
+    vars:
+      - name: rainer_timeout
+  validate_certs:
+    env:
+      - name: RAINER_VALIDATE_CERTS
+    ini:
+      - section: rainer
+        key: validate_certs
+    vars:
+      - name: rainer_validate_certs
+  ca_path:
+    env:
+      - name: RAINER_CA_PATH
+    ini:
+      - section: rainer
+        key: ca_path
+    vars:
+      - name: rainer_ca_path
+  client_cert:
+    vars:
+      - name: rainer_client_cert
+  client_key:
+    vars:
+      - name: rainer_client_key
+  headers:
+    vars:
+      - name: rainer_headers
+  retries:
+    env:
+      - name: RAINER_RETRIES
+    ini:
+      - section: rainer
+        key: retries
+    vars:
+      - name: rainer_retries
+  author:
+    env:
+      - name: RAINER_AUTHOR
+    ini:
+      - section: rainer
+        key: author
+    vars:
+      - name: rainer_author
+"""

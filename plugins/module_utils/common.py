@@ -1,0 +1,140 @@
+# -*- coding: utf-8 -*-
+# Copyright: Rainer for Python and Ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Pieces shared by the rainer.rainer modules, action plugins and lookup.
+
+The connection argument spec matches the ``rainer.rainer.connection`` doc
+fragment; :func:`client_from_options` turns options into a client, and the
+payload helpers give one meaning to ``format: json|yaml`` everywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from ansible.module_utils.basic import env_fallback
+from ansible.module_utils.common.text.converters import to_bytes, to_text
+
+from ansible_collections.rainer.rainer.plugins.module_utils.client import RainerClient, decode_payload
+
+try:
+    import yaml
+    HAS_YAML = True
+    YAML_IMPORT_ERROR = None
+except ImportError as _exc:  # pragma: no cover - PyYAML ships with ansible-core on the controller
+    yaml = None
+    HAS_YAML = False
+    YAML_IMPORT_ERROR = _exc
+
+FORMATS = ("json", "yaml")
+
+CONNECTION_ARGUMENT_SPEC = dict(
+    url=dict(type="str", required=True, fallback=(env_fallback, ["RAINER_URL"])),
+    timeout=dict(type="float", default=10),
+    validate_certs=dict(type="bool", default=True),
+    ca_path=dict(type="path"),
+    client_cert=dict(type="path"),
+    client_key=dict(type="path", no_log=False),
+    headers=dict(type="dict"),
+    retries=dict(type="int", default=2),
+    author=dict(type="str", fallback=(env_fallback, ["RAINER_AUTHOR"])),
+)
+
+CONNECTION_OPTIONS = tuple(CONNECTION_ARGUMENT_SPEC)
+
+
+class RainerTaskError(Exception):
+    """A task failure: ``message`` for ``msg`` and ``details`` for the rest of the result."""
+
+    def __init__(self, message, **details):
+        super(RainerTaskError, self).__init__(message)
+        self.message = message
+        self.details = details
+
+    def __str__(self):
+        return self.message
+
+
+def argument_spec(specific):
+    """The connection options plus a plugin's own ones."""
+    spec = dict((name, dict(option)) for name, option in CONNECTION_ARGUMENT_SPEC.items())
+    spec.update(specific)
+    return spec
+
+
+def client_from_options(options, **kwargs):
+    """A :class:`RainerClient` configured from validated options (module params or lookup options)."""
+    if not options.get("url"):
+        raise RainerTaskError("No Rainer URL: set the url option (or RAINER_URL, or the rainer_url variable)")
+    return RainerClient(
+        url=options.get("url"),
+        timeout=options.get("timeout"),
+        validate_certs=options.get("validate_certs"),
+        ca_path=options.get("ca_path"),
+        client_cert=options.get("client_cert"),
+        client_key=options.get("client_key"),
+        headers=options.get("headers"),
+        retries=options.get("retries"),
+        author=options.get("author"),
+        **kwargs
+    )
+
+
+def require_yaml():
+    if not HAS_YAML:
+        raise RainerTaskError("format=yaml needs the PyYAML Python library on the host that runs the task",
+                              exception=str(YAML_IMPORT_ERROR))
+
+
+def serialize(value, fmt):
+    """Bytes written for ``value``: JSON with sorted keys, two-space indent and a trailing newline, or YAML."""
+    if fmt == "yaml":
+        require_yaml()
+        text = yaml.safe_dump(value, default_flow_style=False, sort_keys=True, allow_unicode=True)
+    else:
+        text = json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False, separators=(",", ": ")) + "\n"
+    return to_bytes(text, encoding="utf-8")
+
+
+class ParseError(ValueError):
+    """A payload that is not valid in the requested format."""
+
+
+def parse(payload, fmt):
+    """Parse payload bytes as ``fmt`` (json or yaml); raises :class:`ParseError`."""
+    text = decode_payload(payload)
+    if text is None:
+        raise ParseError("the payload is not UTF-8 text")
+    try:
+        if fmt == "yaml":
+            require_yaml()
+            return yaml.safe_load(text)
+        return json.loads(text)
+    except ParseError:
+        raise
+    except RainerTaskError:
+        raise
+    except Exception as exc:  # pylint: disable=broad-except
+        raise ParseError("the payload is not valid %s: %s" % (fmt.upper(), to_text(exc)))
+
+
+def describe_commit(commit, fmt=None):
+    """A commit as task result data: metadata plus payload text / base64 and, with ``fmt``, the parsed value."""
+    result = dict(commit.meta)
+    payload = commit.payload
+    if payload is not None:
+        result["payload"] = decode_payload(payload)
+        result["payload_base64"] = to_text(base64.b64encode(payload))
+        if fmt:
+            if commit.empty:
+                result["value"] = None
+            else:
+                try:
+                    result["value"] = parse(payload, fmt)
+                except ParseError as exc:
+                    raise RainerTaskError("Key %r version %s: %s" % (commit.key, commit.version, exc),
+                                          key=commit.key, version=commit.version)
+    return result
