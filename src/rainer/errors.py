@@ -42,3 +42,29 @@ class CommitOrderingError(RainerError):
 
 class StorageUnavailableError(RainerError):
     """The backing store cannot be reached (HTTP 503)."""
+
+
+class UnreachableError(StorageUnavailableError):
+    """A Rainer server could not be reached: refused, unresolvable, timed out, or TLS failed.
+
+    A storage-unavailable error, so a server fronting another one answers 503 when it is down.
+    """
+
+
+class HttpStatusError(RainerError):
+    """A Rainer server answered with an error status; ``status`` and ``body`` say what it was.
+
+    The client raises a subclass that is also the matching error above (NotFoundError for 404,
+    CommitOrderingError for 409, ...), so callers catch the meaning, not the number.
+    """
+
+    def __init__(self, message: str, status: int, body: bytes = b"", url: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+        self.url = url
+
+    @property
+    def code(self) -> int:
+        """The status, under the name urllib's HTTPError (which pyrainer raised) uses."""
+        return self.status

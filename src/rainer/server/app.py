@@ -198,6 +198,8 @@ class RainerApp:
             self._allow(method, "GET")
             return await self._list(_params(scope))
         parts = [_segment(part) for part in rest.split(b"/")]
+        if "" in parts:
+            return text(404, "Not found")
         key = commits.validate_key(parts[0])
         if len(parts) == 1:
             self._allow(method, "GET")

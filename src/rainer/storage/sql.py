@@ -52,15 +52,32 @@ def database_url(text: str) -> URL:
     return url
 
 
+class KeyName(sa.types.TypeDecorator):
+    """A key: text everywhere, but VARBINARY(255) on MySQL as in the original schema, so keys
+    compare byte for byte there too (MySQL's text collations would make "A" equal "a")."""
+
+    impl = sa.String(255)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "mysql":
+            return dialect.type_descriptor(mysql.VARBINARY(255))
+        return dialect.type_descriptor(sa.String(255))
+
+    def process_bind_param(self, value, dialect):
+        if dialect.name == "mysql" and isinstance(value, str):
+            return value.encode("utf-8")
+        return value
+
+    def process_result_value(self, value, dialect):
+        return _text(value) if value is not None else None
+
+
 def _table(metadata: sa.MetaData, name: str) -> sa.Table:
     return sa.Table(
         name,
         metadata,
-        sa.Column(
-            "name",
-            sa.String(255).with_variant(mysql.VARBINARY(255), "mysql"),
-            primary_key=True,
-        ),
+        sa.Column("name", KeyName(), primary_key=True),
         sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column(
             "payload",

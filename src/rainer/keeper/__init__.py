@@ -1,0 +1,17 @@
+"""The ZooKeeper half of Rainer: the newest commit of every key, published to ZooKeeper.
+
+- ``keeper.Keeper`` reads and writes ``<path>/data/<key>`` under the original's save rules;
+- ``mirror.Mirror`` is a live, read-only view of those nodes fed by watches;
+- ``publishing.PublishingStorage`` publishes every commit after it is durable in the database;
+- ``autopublisher.AutoPublisher`` heals ZooKeeper from the database, on one elected leader;
+- ``link.ZooKeeperLink`` is what ``rainer serve --zookeeper`` runs: all of the above on one client.
+
+kazoo is an optional dependency (``pip install rainer-diary[zookeeper]``); only this package
+imports it.
+"""
+
+from __future__ import annotations
+
+from rainer.keeper.keeper import ConcurrentCommitError, Keeper
+
+__all__ = ["ConcurrentCommitError", "Keeper"]

@@ -1,0 +1,204 @@
+"""The keeper: the newest non-empty commit of every key, one ZooKeeper node per key.
+
+Layout (the original Rainer's, so both can share a tree)::
+
+    <path>/data/<key>     the key's newest non-empty commit, in the stored byte form
+    <path>/election       where the auto-publishers elect their leader
+
+ZooKeeper is not the journal: the database is. A node here is a notification and a fast copy of
+the head, so publishing may fail or lag and the auto-publisher heals it later. What a publish must
+never do is move a node back to an older version; the save rules below guarantee that even when
+several servers publish the same key at once, by making every change conditional on the node's
+ZooKeeper version (a compare-and-set).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+
+from rainer.commit import Commit, CorruptCommitError
+from rainer.errors import BadRequestError, PayloadTooLargeError, RainerError
+
+log = logging.getLogger(__name__)
+
+#: ZooKeeper refuses a request larger than ``jute.maxbuffer`` (1 MiB - 1 by default), counting
+#: the path and the request's framing too. A stored commit up to this size leaves room for both.
+DEFAULT_MAX_NODE_BYTES = 1_000_000
+
+SaveOutcome = Literal["created", "updated", "deleted", "replaced-corrupt", "unchanged", "absent"]
+
+
+class ConcurrentCommitError(RainerError):
+    """ZooKeeper already holds a newer commit (or a different one at the same version), or another
+    writer changed the node between our read and our write. Nothing was changed."""
+
+
+def zookeeper_name_problem(key: str) -> str | None:
+    """Why ``key`` cannot name a ZooKeeper node, or None when it can.
+
+    ZooKeeper checks paths as Java (UTF-16) strings and refuses control characters, the
+    surrogate and private-use range U+D800-U+F8FF and U+FFF0-U+FFFF. A character beyond U+FFFF
+    becomes a surrogate pair in Java, so it is refused too. ``validate_key`` already refuses
+    '/', '.', '..' and C0/C1 controls.
+    """
+    for char in key:
+        code = ord(char)
+        if code <= 0x1F or 0x7F <= code <= 0x9F:
+            return f"control character U+{code:04X}"
+        if 0xD800 <= code <= 0xF8FF or 0xFFF0 <= code <= 0xFFFF or code > 0xFFFF:
+            return f"character U+{code:04X}, which ZooKeeper does not allow in a node name"
+    return None
+
+
+def check_publishable(commit: Commit, max_node_bytes: int = DEFAULT_MAX_NODE_BYTES) -> None:
+    """Raise when ``commit`` could be journaled but never published: a key ZooKeeper cannot name
+    (BadRequestError) or a stored form too large for a node (PayloadTooLargeError).
+
+    The server calls this before storing, because a commit that can never reach ZooKeeper would
+    leave every mirror in the cluster behind the database for good.
+    """
+    problem = zookeeper_name_problem(commit.key)
+    if problem:
+        raise BadRequestError(f"Invalid key for ZooKeeper: {problem}")
+    if commit.payload is not None:
+        size = len(commit.encode())
+        if size > max_node_bytes:
+            raise PayloadTooLargeError(
+                f"Payload too large for ZooKeeper: the stored commit would be {size} bytes, "
+                f"more than {max_node_bytes}"
+            )
+
+
+def decode_node(key: str, data: bytes) -> Commit:
+    """The commit stored in the node for ``key``; CorruptCommitError when the bytes do not parse
+    or name another key (a node is only trusted for the key it is named after)."""
+    commit = Commit.decode(data)
+    if commit.key != key:
+        raise CorruptCommitError(f"node {key!r} holds a commit for key {commit.key!r}")
+    return commit
+
+
+class Keeper:
+    """Reads and writes the commits under ``<path>/data`` through one kazoo client.
+
+    Thread-safe as far as kazoo is: every method is a few independent requests.
+    """
+
+    def __init__(self, client: KazooClient, path: str) -> None:
+        path = "/" + path.strip("/")
+        self.client = client
+        self.path = path
+        self.data_path = path.rstrip("/") + "/data"
+        self.election_path = path.rstrip("/") + "/election"
+
+    def znode(self, key: str) -> str:
+        """The node holding ``key``'s commit."""
+        return f"{self.data_path}/{key}"
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def get(self, key: str) -> Commit | None:
+        """The commit in ``key``'s node; None when there is no node.
+
+        Raises CorruptCommitError when the node exists but does not hold a commit for ``key``.
+        """
+        try:
+            data, _stat = self.client.get(self.znode(key))
+        except NoNodeError:
+            return None
+        return decode_node(key, data)
+
+    def keys(self) -> list[str]:
+        """Every key with a node, sorted; corrupt nodes included."""
+        try:
+            return sorted(self.client.get_children(self.data_path))
+        except NoNodeError:
+            return []
+
+    def heads(self) -> dict[str, Commit]:
+        """A point-in-time read of every node that holds a commit; corrupt nodes are logged and
+        left out. Requests go out together, so this costs about one round trip."""
+        pending = [(key, self.client.get_async(self.znode(key))) for key in self.keys()]
+        found: dict[str, Commit] = {}
+        for key, result in pending:
+            try:
+                data, _stat = result.get()
+            except NoNodeError:  # deleted since the listing
+                continue
+            try:
+                found[key] = decode_node(key, data)
+            except CorruptCommitError as exc:
+                log.error("Leaving out corrupt node %s: %s", self.znode(key), exc)
+        return found
+
+    # -- the save rules --------------------------------------------------------------------
+
+    def save(self, commit: Commit) -> SaveOutcome:
+        """Publish ``commit`` under the original's rules, and say what was done:
+
+        - no node: create it for a non-empty commit (``created``); nothing for an empty one
+          (``absent``);
+        - a node that does not parse: replace it, or delete it for an empty commit
+          (``replaced-corrupt``);
+        - the same commit already there: nothing (``unchanged``);
+        - a strictly newer commit: replace the node, or delete it when the commit is empty
+          (``updated`` / ``deleted``);
+        - anything else (older, or the same version with other contents): ConcurrentCommitError.
+
+        Every change is conditional on the ZooKeeper version read first, so a writer that got in
+        between makes this raise ConcurrentCommitError instead of being overwritten. Other
+        ZooKeeper errors (connection loss, ...) propagate as kazoo raises them.
+        """
+        path = self.znode(commit.key)
+        try:
+            data, stat = self.client.get(path)
+        except NoNodeError:
+            data, stat = None, None
+        current: Commit | None = None
+        try:
+            if data is None or stat is None:
+                if commit.empty:
+                    log.debug("No node to delete for empty commit %r", commit)
+                    return "absent"
+                log.info("Creating %s at version %d", path, commit.version)
+                self.client.create(path, commit.encode(), makepath=True)
+                return "created"
+            try:
+                current = decode_node(commit.key, data)
+            except CorruptCommitError as exc:
+                log.warning(
+                    "Replacing corrupt node %s with version %d: %s", path, commit.version, exc
+                )
+                self._replace(path, commit, stat.version)
+                return "replaced-corrupt"
+            if commit == current:
+                log.debug("No change to %s (version %d)", path, commit.version)
+                return "unchanged"
+            if commit.version > current.version:
+                log.info("Moving %s from version %d to %d", path, current.version, commit.version)
+                self._replace(path, commit, stat.version)
+                return "deleted" if commit.empty else "updated"
+            raise ConcurrentCommitError(
+                f"Refusing to move {path} from version {current.version} to {commit.version}"
+                + (
+                    " (same version, different contents)"
+                    if commit.version == current.version
+                    else ""
+                )
+            )
+        except (BadVersionError, NodeExistsError, NoNodeError) as exc:
+            was = "none" if data is None else (current.version if current else "unparseable")
+            raise ConcurrentCommitError(
+                f"Concurrent change of {path} while publishing version {commit.version} "
+                f"(read: {was}): {type(exc).__name__}"
+            ) from exc
+
+    def _replace(self, path: str, commit: Commit, expected_version: int) -> None:
+        if commit.empty:
+            self.client.delete(path, version=expected_version)
+        else:
+            self.client.set(path, commit.encode(), version=expected_version)
