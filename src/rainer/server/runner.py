@@ -7,7 +7,11 @@ and Ctrl-C, finishing in-flight requests before the lifespan shutdown drains pen
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import signal
+import threading
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -29,6 +33,29 @@ def run_server(app: RainerApp, host: str, port: int, log_level: str, access_log:
         date_header=True,
         timeout_graceful_shutdown=30,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     server.run()
     return 0 if server.started else 1
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, but a stop asked for by SIGTERM or Ctrl-C is a clean exit (status 0).
+
+    uvicorn re-raises the signal after its graceful shutdown, so the process would end "killed by
+    SIGTERM"; for us the shutdown is complete and nothing was lost, which is a success.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        originals = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in originals.items():
+                signal.signal(sig, handler)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
