@@ -1,0 +1,116 @@
+"""Storage over HTTP: another Rainer server used as this process's storage.
+
+What the original's JVM client was. ``rainer serve --database http://other:8080/diary`` runs a
+server on top of it, fronting another one. Every call is one request through ``RainerClient``
+(a kept-alive connection per thread); reads of single commits use the history endpoint, whose
+JSON carries the comment exactly (the ``X-Rainer-*`` headers cannot hold line breaks).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rainer.client import DEFAULT_TIMEOUT, RainerClient, RainerCommit
+from rainer.commit import Commit, format_mtime, parse_mtime, validate_key
+from rainer.errors import BadRequestError, CommitOrderingError, NotFoundError, RainerError
+from rainer.storage.base import Storage
+
+_INT_MAX = 2**31 - 1  # the largest version the server accepts in a URL
+
+
+class HttpStorage(Storage):
+    """The storage interface over the Rainer HTTP API of the diary at ``url``."""
+
+    #: Other processes write the remote server too, so its heads must never be cached here.
+    single_writer = False
+
+    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT, **tls: Any) -> None:
+        self.url = url
+        self.client = RainerClient(url, timeout, **tls)
+
+    def start(self) -> None:
+        # Fail at start, as the SQL storage does when its database is down.
+        self.client.ping()
+
+    def stop(self) -> None:
+        self.client.close()
+
+    def heads(self) -> dict[str, Commit]:
+        return self._heads(every=True)
+
+    def non_empty_heads(self) -> dict[str, Commit]:
+        return self._heads(every=False)
+
+    def _heads(self, every: bool) -> dict[str, Commit]:
+        found = self.client.list_full(all=every)
+        return {key: to_commit(commit) for key, commit in found.items()}
+
+    def get(self, key: str, version: int | None = None) -> Commit | None:
+        if not _valid(key) or (version is not None and not 1 <= version <= _INT_MAX):
+            return None
+        # The newest commit below version + 1 is that version when it exists.
+        before = None if version is None or version == _INT_MAX else version + 1
+        found = self.history(key, limit=1, before=before)
+        if not found or (version is not None and found[0].version != version):
+            return None
+        return found[0]
+
+    def history(
+        self, key: str, limit: int | None = None, before: int | None = None
+    ) -> list[Commit]:
+        if not _valid(key) or (limit is not None and limit < 1):
+            return []
+        if before is not None:
+            if before <= 1:
+                return []
+            before = min(before, _INT_MAX)
+        if limit is not None:
+            limit = min(limit, _INT_MAX)
+        try:
+            found = self.client.history(key, limit, before)
+        except NotFoundError:
+            return []
+        return [to_commit(commit) for commit in found]
+
+    def save(self, commit: Commit) -> None:
+        meta = {
+            "key": commit.key,
+            "version": commit.version,
+            "author": commit.author,
+            "comment": commit.comment,
+            "empty": commit.empty,
+        }
+        try:
+            self.client.post_commit(meta, commit.payload, mtime=format_mtime(commit.mtime))
+        except CommitOrderingError as exc:
+            # The plain storage error, as the SQL storage raises it: no HTTP details attached.
+            raise CommitOrderingError(exc.key, exc.expected_version, exc.provided_version) from None
+
+    def ping(self) -> None:
+        self.client.ping()
+
+    def __repr__(self) -> str:
+        return f"HttpStorage({self.url!r})"
+
+
+def to_commit(commit: RainerCommit) -> Commit:
+    """The storage's Commit for a client's RainerCommit."""
+    try:
+        return Commit(
+            key=str(commit.key),
+            version=int(commit.version),
+            payload=commit.value,
+            author=str(commit.author),
+            comment=str(commit.comment),
+            mtime=parse_mtime(str(commit.mtime)),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RainerError(f"malformed commit metadata from the server: {exc}") from None
+
+
+def _valid(key: str) -> bool:
+    try:
+        validate_key(key)
+    except BadRequestError:
+        return False
+    return True
