@@ -29,6 +29,22 @@ def _size(text: str) -> int:
     return int(text)
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
+    return value
+
+
+def _zk_path(text: str) -> str:
+    if not text.startswith("/") or "//" in text or text.rstrip("/") == "":
+        raise argparse.ArgumentTypeError(f"not a ZooKeeper path like /rainer: {text!r}")
+    return text.rstrip("/")
+
+
 def _prefix(text: str) -> str:
     stripped = text.rstrip("/")
     if not stripped.startswith("/") or "//" in stripped or "?" in stripped:
@@ -76,6 +92,45 @@ def register(subparsers) -> None:
         metavar="N",
         help="refuse larger payloads with 413 (%(default)s)",
     )
+    zookeeper = parser.add_argument_group(
+        "ZooKeeper", "publish every commit to ZooKeeper and answer head reads from a live mirror"
+    )
+    zookeeper.add_argument(
+        "--zookeeper",
+        default=_env("ZOOKEEPER", "") or None,
+        metavar="HOSTS",
+        help="ZooKeeper connection string, e.g. zk1:2181,zk2:2181 (off when not given)",
+    )
+    zookeeper.add_argument(
+        "--zk-path",
+        type=_zk_path,
+        default=_env("ZK_PATH", "/rainer"),
+        metavar="PATH",
+        help="base path: commits under PATH/data, leader election under PATH/election "
+        "(%(default)s; the original Rainer's servers used /diary-local by default)",
+    )
+    zookeeper.add_argument(
+        "--publish-period",
+        type=_seconds,
+        default=_env("PUBLISH_PERIOD", "90"),
+        metavar="SECONDS",
+        help="the elected auto-publisher republishes every head this often, ±20%% (%(default)s)",
+    )
+    zookeeper.add_argument(
+        "--zk-session-timeout",
+        type=_seconds,
+        default=_env("ZK_SESSION_TIMEOUT", "10"),
+        metavar="SECONDS",
+        help="ZooKeeper session timeout (%(default)s)",
+    )
+    zookeeper.add_argument(
+        "--zk-max-node-bytes",
+        type=_size,
+        default=_env("ZK_MAX_NODE_BYTES", "1000000"),
+        metavar="N",
+        help="refuse with 413 a commit whose stored form is larger; keep it under the "
+        "ensemble's jute.maxbuffer, 1 MiB by default (%(default)s)",
+    )
     parser.add_argument(
         "--log-level",
         choices=("debug", "info", "warning", "error"),
@@ -101,6 +156,17 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         storage = open_storage(args.database, args.table)
+        link = None
+        if args.zookeeper:
+            from rainer.keeper.link import ZooKeeperLink
+
+            link = ZooKeeperLink(
+                args.zookeeper,
+                args.zk_path,
+                publish_period=args.publish_period,
+                session_timeout=args.zk_session_timeout,
+                max_node_bytes=args.zk_max_node_bytes,
+            )
         app = RainerApp(
             storage,
             ServerConfig(
@@ -108,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
                 validate=args.validate,
                 max_payload_bytes=args.max_payload_bytes,
             ),
+            zookeeper=link,
         )
         app.start()
     except (RainerError, ValueError) as exc:

@@ -12,6 +12,10 @@ Routes, under the prefix (``/diary`` by default)::
     GET  PREFIX/KEY/history          metadata of every version, newest first (?limit, ?before)
     POST PREFIX/KEY/VERSION          commit
     GET  /healthz                    200 when the storage answers
+
+With ZooKeeper (``rainer serve --zookeeper``, see rainer.keeper.link) commits are published after
+they are durable, and head reads without ``?all`` are answered from the live mirror with
+``X-Rainer-Cached: Yes``; a key the mirror lacks (new, or a tombstone) is read from the database.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
 
 import yaml
@@ -41,6 +45,9 @@ from rainer.errors import (
 from rainer.storage.base import Storage
 from rainer.storage.cached import HeadCachingStorage
 from rainer.storage.group_commit import GroupCommitter
+
+if TYPE_CHECKING:  # kazoo is optional: only a server run with --zookeeper imports it
+    from rainer.keeper.link import ZooKeeperLink
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +110,20 @@ def _header_value(value: str) -> bytes:
 class RainerApp:
     """The ASGI application. Owns the storage's life cycle through ASGI lifespan events."""
 
-    def __init__(self, storage: Storage, config: ServerConfig | None = None) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        config: ServerConfig | None = None,
+        zookeeper: ZooKeeperLink | None = None,
+    ) -> None:
         self.config = config or ServerConfig()
-        if storage.single_writer and not isinstance(storage, HeadCachingStorage):
+        self.zookeeper = zookeeper
+        # With ZooKeeper the mirror is the head source, so no HeadCachingStorage: the publishing
+        # wrapper sees every save after the database made it durable.
+        self.mirror = zookeeper.mirror if zookeeper is not None else None
+        if zookeeper is not None:
+            storage = zookeeper.wrap(storage)
+        elif storage.single_writer and not isinstance(storage, HeadCachingStorage):
             storage = HeadCachingStorage(storage)
         self.storage = storage
         self.cache = storage if isinstance(storage, HeadCachingStorage) else None
@@ -121,6 +139,12 @@ class RainerApp:
     def start(self) -> None:
         if not self._started:
             self.storage.start()
+            if self.zookeeper is not None:
+                try:
+                    self.zookeeper.start()
+                except BaseException:
+                    self.storage.stop()
+                    raise
             self.committer.start()
             self._started = True
 
@@ -128,6 +152,8 @@ class RainerApp:
         if self._started:
             self.committer.stop()
             self.executor.shutdown(wait=True)
+            if self.zookeeper is not None:
+                self.zookeeper.stop()
             self.storage.stop()
             self._started = False
 
@@ -238,12 +264,28 @@ class RainerApp:
             await self._in_thread(self.storage.ping)
         except StorageUnavailableError as exc:
             return json_response(503, {"status": "unavailable", "database": str(exc)})
+        if self.zookeeper is not None:
+            # Still 200 without ZooKeeper: commits are journaled and published once it is back.
+            return json_response(
+                200, {"status": "ok", "database": "ok", "zookeeper": self.zookeeper.health()}
+            )
         return json_response(200, {"status": "ok", "database": "ok"})
 
     async def _list(self, params: dict[str, str]) -> Response:
         every = wire.flag(params, "all")
         utf8 = wire.flag(params, "payload_utf8")
         b64 = wire.flag(params, "payload_base64")
+        if self.mirror is not None and not every:  # the mirror holds no empty commits
+            # Read the generation before the heads, so a body is never filed as newer than it is.
+            if self._list_generation != self.mirror.generation:
+                self._list_cache = {}
+                self._list_generation = self.mirror.generation
+            body = self._list_cache.get((every, utf8, b64))
+            if body is None:
+                body = self._list_cache[every, utf8, b64] = _list_body(
+                    self.mirror.heads(), utf8, b64
+                )
+            return Response(200, body, wire.JSON, [(wire.HEADER_CACHED, "Yes")])
         if self.cache is not None:
             # The body only changes with the heads: keep it per flag combination.
             if self._list_generation != self.cache.generation:
@@ -258,6 +300,10 @@ class RainerApp:
         return Response(200, _list_body(heads, utf8, b64), wire.JSON)
 
     async def _get(self, key: str, version: int | None, meta: bool) -> Response:
+        if self.mirror is not None and version is None:
+            mirrored = self.mirror.head(key)
+            if mirrored is not None:
+                return _commit_response(mirrored, meta, [(wire.HEADER_CACHED, "Yes")])
         if self.cache is None:
             found = await self._in_thread(self.storage.get, key, version)
         else:
@@ -267,10 +313,7 @@ class RainerApp:
                 found = await self._in_thread(self.storage.get, key, version) if older else None
         if found is None:
             return text(404, "Key not found")
-        if meta:
-            return json_response(200, found.meta())
-        payload = found.payload or b""
-        return Response(200, payload, wire.content_type(payload), wire.commit_headers(found))
+        return _commit_response(found, meta)
 
     async def _history(self, key: str, params: dict[str, str]) -> Response:
         limit = parse_positive(params, "limit")
@@ -324,6 +367,8 @@ class RainerApp:
             self._validate(body)
             payload = body
         commit = Commit(key, version, payload, author, comment, mtime)
+        if self.zookeeper is not None:
+            self.zookeeper.check(commit)  # 400/413 for what could never reach ZooKeeper
         try:
             await asyncio.wrap_future(self.committer.submit(commit))
         except CommitOrderingError as exc:
@@ -394,6 +439,16 @@ def _headers(scope) -> dict[str, str]:
         except UnicodeDecodeError:
             found[name.decode("latin-1").lower()] = value.decode("latin-1")
     return found
+
+
+def _commit_response(
+    commit: Commit, meta: bool, extra: list[tuple[str, str]] | None = None
+) -> Response:
+    if meta:
+        return Response(200, wire.json_body(commit.meta()), wire.JSON, extra or [])
+    payload = commit.payload or b""
+    headers = wire.commit_headers(commit) + (extra or [])
+    return Response(200, payload, wire.content_type(payload), headers)
 
 
 def _list_body(heads: dict[str, Commit], utf8: bool, b64: bool) -> bytes:

@@ -1,0 +1,146 @@
+"""The auto-publisher: heals ZooKeeper from the database, on one elected leader.
+
+Publishing after each save can fail (ZooKeeper down, a server killed between its database commit
+and its publish). So every server runs an auto-publisher; they elect one leader under
+``<path>/election`` with kazoo's election recipe, and the leader republishes every database head
+each period (90 s by default, each wait drawn within ±20% so that a restarted cluster does not
+publish in lockstep), as the original did. Republishing is cheap and harmless: the keeper's save
+rules leave a node alone when it already holds the commit, and never move it back.
+
+Differences from the original, on purpose: the leader publishes once right after it is elected
+(so ZooKeeper is healed as soon as it is back, not a period later), and it gives up leadership as
+soon as its connection is suspended or its session lost, so that it never acts on a lock it may
+no longer hold; it stands again once reconnected.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+
+from kazoo.client import KazooClient, KazooState
+
+from rainer.keeper.keeper import ConcurrentCommitError, Keeper
+from rainer.storage.base import Storage
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PERIOD = 90.0
+DEFAULT_FUZZ = 0.2
+_RETRY_SECONDS = 1.0
+
+
+def fuzzed(period: float, fuzz: float, rng: random.Random | None = None) -> float:
+    """``period`` times a uniform factor in [1 - fuzz, 1 + fuzz]."""
+    return period * (1.0 + (rng or random).uniform(-fuzz, fuzz))
+
+
+class AutoPublisher:
+    """Stands for election under the keeper's election path; while leading, publishes every
+    head of ``storage`` (the database, not a publishing wrapper) each fuzzed period."""
+
+    def __init__(
+        self,
+        keeper: Keeper,
+        storage: Storage,
+        period: float = DEFAULT_PERIOD,
+        fuzz: float = DEFAULT_FUZZ,
+        identifier: str | None = None,
+    ) -> None:
+        if period <= 0 or not 0 <= fuzz < 1:
+            raise ValueError("the period must be positive and the fuzz in [0, 1)")
+        self.keeper = keeper
+        self.client: KazooClient = keeper.client
+        self.storage = storage
+        self.period = period
+        self.fuzz = fuzz
+        self.identifier = identifier or f"{socket.gethostname()}:{os.getpid()}"
+        self.election = self.client.Election(keeper.election_path, self.identifier)
+        self._closed = threading.Event()
+        self._step_down = threading.Event()
+        self._leading = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rainer-autopublisher", daemon=True)
+        #: Completed publishing rounds (tests and /healthz read it).
+        self.rounds = 0
+
+    @property
+    def is_leader(self) -> bool:
+        """True while this publisher leads."""
+        return self._leading.is_set()
+
+    def start(self) -> None:
+        self.client.add_listener(self._on_state)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Give up leadership (or candidacy) and stop; another server takes over."""
+        self._closed.set()
+        self._step_down.set()
+        self.election.cancel()
+        self.client.remove_listener(self._on_state)
+        if self._thread.is_alive():
+            self._thread.join(15)
+
+    def _on_state(self, state: str) -> None:
+        # kazoo's thread: only flag. SUSPENDED may end in a lost session, and a leader must not
+        # publish on a lock it may no longer hold.
+        if state != KazooState.CONNECTED:
+            self._step_down.set()
+
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            if not self.client.connected:
+                self._closed.wait(0.1)
+                continue
+            self._step_down.clear()
+            try:
+                self.election.run(self._lead)
+            except Exception as exc:  # lost connection while standing or stepping down
+                log.warning("Auto-publisher election interrupted: %s", exc)
+                self._closed.wait(_RETRY_SECONDS)
+            finally:
+                self._leading.clear()
+            # The election recipe cancels itself only once; make it usable for the next run.
+            if not self._closed.is_set():
+                self.election = self.client.Election(self.keeper.election_path, self.identifier)
+
+    def _lead(self) -> None:
+        if self._step_down.is_set() or self._closed.is_set():
+            return
+        self._leading.set()
+        log.info(
+            "Leading the auto-publishers under %s: every %.1f s ± %d%%",
+            self.keeper.election_path,
+            self.period,
+            round(self.fuzz * 100),
+        )
+        while not self._step_down.is_set():
+            try:
+                self.publish_all()
+            except Exception as exc:
+                log.warning("Auto-publishing failed; next try in one period: %s", exc)
+            if self._step_down.wait(fuzzed(self.period, self.fuzz)):
+                break
+        log.info("Stepping down as auto-publisher leader")
+
+    def publish_all(self) -> int:
+        """Publish every database head (empty ones delete their node); returns how many nodes
+        changed. A key another server just moved on is skipped until the next round."""
+        changed = 0
+        for commit in self.storage.heads().values():
+            if self._step_down.is_set():
+                break
+            try:
+                outcome = self.keeper.save(commit)
+            except ConcurrentCommitError as exc:
+                log.info("Auto-publisher skipped %s: %s", commit.key, exc)
+                continue
+            if outcome not in ("unchanged", "absent"):
+                changed += 1
+        self.rounds += 1
+        if changed:
+            log.info("Auto-publisher healed %d node(s)", changed)
+        return changed

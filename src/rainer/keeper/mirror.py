@@ -1,0 +1,278 @@
+"""The mirror: a live, read-only copy of every commit under ``<path>/data``, fed by watches.
+
+How it stays right:
+
+- One worker thread does every ZooKeeper read, in order, on one session. ZooKeeper guarantees a
+  client's reads never see an older state than an earlier read did, so the mirror never goes
+  back in time; it may only lag by the time a watch takes to fire and a read to come back.
+- Watches only queue work (they run on kazoo's event thread, which must not block): a change to
+  the children queues a listing, a change to a node queues a fresh read of that node. Watches
+  say *that* something changed, and every read returns the current state, so collapsed or
+  reordered notifications cannot leave the mirror wrong.
+- Watches can be missed: a session that expires loses them all, and changes made while the
+  connection was down are only partly reported. So every time the client connects again the
+  worker rebuilds from a full listing (and a read of every node), which converges to the truth.
+
+Nodes that do not parse, or that hold an empty commit, are logged and left out.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import NoNodeError
+from kazoo.protocol.states import EventType, WatchedEvent
+
+from rainer.commit import Commit, CorruptCommitError
+from rainer.keeper.keeper import Keeper, decode_node
+
+log = logging.getLogger(__name__)
+
+#: ``listener(key, commit)`` after each change; ``commit`` is None when the key left the mirror.
+Listener = Callable[[str, Commit | None], None]
+
+_LIST = ("list",)
+_RESYNC = ("resync",)
+_STOP = ("stop",)
+_RETRY_SECONDS = 1.0
+
+
+class Mirror:
+    """Every non-empty head under the keeper's path, kept current.
+
+    ``start()`` returns once the mirror is complete; reads (``head``, ``heads``) are plain
+    dictionary lookups, cheap enough for an event loop.
+    """
+
+    def __init__(self, client: KazooClient, path: str) -> None:
+        self.client = client
+        self.keeper = Keeper(client, path)
+        self._heads: dict[str, Commit] = {}
+        #: keys whose node we have read (and watch), including corrupt ones
+        self._known: set[str] = set()
+        self._changed = threading.Condition()
+        self._listeners: list[Listener] = []
+        self._work: queue.SimpleQueue[tuple[str, ...]] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="rainer-mirror", daemon=True)
+        self._synced = threading.Event()
+        self._needs_resync = False
+        self._closed = False
+        #: Bumped on every change, so callers can cache what they derive from the heads.
+        self.generation = 0
+        #: How many full rebuilds ran (the first one included); tests and /healthz read it.
+        self.rebuilds = 0
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start following ZooKeeper; return once the first full listing is in.
+
+        The client must be started. Raises TimeoutError when the mirror is not complete in time.
+        """
+        self.client.add_listener(self._on_state)
+        self._thread.start()
+        self._work.put(_RESYNC)
+        if not self._synced.wait(timeout):
+            raise TimeoutError(f"the ZooKeeper mirror of {self.keeper.data_path} is not complete")
+
+    def close(self) -> None:
+        """Stop following ZooKeeper. The last known heads stay readable."""
+        if self._closed:
+            return
+        self._closed = True
+        self.client.remove_listener(self._on_state)
+        self._work.put(_STOP)
+        if self._thread.is_alive():
+            self._thread.join(10)
+
+    @property
+    def synced(self) -> bool:
+        """True once the first full listing is in."""
+        return self._synced.is_set()
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def head(self, key: str) -> Commit | None:
+        """The newest commit of ``key`` as last seen in ZooKeeper; None when it has no node."""
+        return self._heads.get(key)
+
+    def heads(self) -> dict[str, Commit]:
+        """A consistent copy of every head (all non-empty)."""
+        with self._changed:
+            return dict(self._heads)
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(key, commit_or_None)`` after every change, from the mirror's thread;
+        returns a function that unsubscribes. Listeners must be quick and must not raise."""
+        with self._changed:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._changed:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def wait_for(self, predicate: Callable[[Mirror], bool], timeout: float) -> bool:
+        """Wait until ``predicate(self)`` holds (checked after each change); False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not predicate(self):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(remaining)
+            return True
+
+    # -- watches (kazoo's thread: queue work, never block) ----------------------------------
+
+    def _on_state(self, state: str) -> None:
+        if state == KazooState.CONNECTED:
+            if self._needs_resync:
+                self._work.put(_RESYNC)
+        else:
+            # SUSPENDED or LOST: changes may go unreported until we rebuild.
+            self._needs_resync = True
+
+    def _on_children(self, _event: WatchedEvent) -> None:
+        self._work.put(_LIST)
+
+    def _on_node(self, event: WatchedEvent) -> None:
+        if event.type in (EventType.CHANGED, EventType.DELETED, EventType.CREATED):
+            self._work.put(("node", event.path.rsplit("/", 1)[1]))
+
+    # -- the worker thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            item = self._work.get()
+            if item is _STOP:
+                return
+            try:
+                if item is _RESYNC:
+                    self._needs_resync = False
+                    self._rebuild()
+                elif item is _LIST:
+                    self._list()
+                else:
+                    self._read(item[1])
+            except Exception as exc:  # connection loss and the like: rebuild when back
+                if self._closed:
+                    return
+                self._needs_resync = True
+                log.warning("ZooKeeper mirror: %s failed (%s); will rebuild", item[0], exc)
+                if self.client.connected:
+                    time.sleep(_RETRY_SECONDS)  # connected but failing: retry, not too often
+                    self._work.put(_RESYNC)
+
+    def _rebuild(self) -> None:
+        """Replace everything with a full listing and a read of every node."""
+        data_path = self.keeper.data_path
+        self.client.ensure_path(data_path)
+        names = self.client.get_children(data_path, watch=self._on_children)
+        pending = [
+            (name, self.client.get_async(f"{data_path}/{name}", watch=self._on_node))
+            for name in names
+        ]
+        fresh: dict[str, Commit] = {}
+        known: set[str] = set()
+        for name, result in pending:
+            try:
+                data, _stat = result.get()
+            except NoNodeError:  # deleted since the listing; the children watch will tell
+                continue
+            known.add(name)
+            commit = self._parse(name, data)
+            if commit is not None:
+                fresh[name] = commit
+        with self._changed:
+            changes: list[tuple[str, Commit | None]] = [
+                (key, None) for key in self._heads if key not in fresh
+            ]
+            changes += [(k, c) for k, c in fresh.items() if self._heads.get(k) != c]
+            self._heads = fresh
+            self._known = known
+            self.rebuilds += 1
+            self._bump(changes)
+        self._publish(changes)
+        log.info("ZooKeeper mirror of %s rebuilt: %d heads", data_path, len(fresh))
+        self._synced.set()
+
+    def _list(self) -> None:
+        """The children changed: read new nodes; drop the ones that are gone."""
+        data_path = self.keeper.data_path
+        names = set(self.client.get_children(data_path, watch=self._on_children))
+        with self._changed:
+            gone = [key for key in self._known if key not in names]
+            new = [name for name in names if name not in self._known]
+        for key in gone:
+            self._apply(key, None, known=False)
+        for name in new:
+            self._read(name)
+
+    def _read(self, key: str) -> None:
+        """Read one node afresh (and watch it again)."""
+        try:
+            data, _stat = self.client.get(self.keeper.znode(key), watch=self._on_node)
+        except NoNodeError:
+            self._apply(key, None, known=False)
+            return
+        self._apply(key, self._parse(key, data), known=True)
+
+    def _parse(self, key: str, data: bytes) -> Commit | None:
+        try:
+            commit = decode_node(key, data)
+        except CorruptCommitError as exc:
+            shown = data[:256].decode("utf-8", "replace") + (" ..." if len(data) > 256 else "")
+            log.error(
+                "Leaving out corrupt node %s: %s; data = %r", self.keeper.znode(key), exc, shown
+            )
+            return None
+        if commit.empty:
+            log.warning("Leaving out node %s: it holds an empty commit", self.keeper.znode(key))
+            return None
+        return commit
+
+    def _apply(self, key: str, commit: Commit | None, known: bool) -> None:
+        with self._changed:
+            if known:
+                self._known.add(key)
+            else:
+                self._known.discard(key)
+            if self._heads.get(key) == commit:
+                return
+            if commit is None:
+                del self._heads[key]
+            else:
+                self._heads[key] = commit
+            self._bump([(key, commit)])
+        self._publish([(key, commit)])
+
+    def _bump(self, changes: list[tuple[str, Commit | None]]) -> None:
+        # Called holding the lock, in the same step as the change: a reader that reads the
+        # generation before the heads can never file old heads under a new generation.
+        if changes:
+            self.generation += 1
+            self._changed.notify_all()
+
+    def _publish(self, changes: list[tuple[str, Commit | None]]) -> None:
+        if not changes:
+            return
+        with self._changed:
+            listeners = list(self._listeners)
+        for key, commit in changes:
+            if commit is None:
+                log.info("Mirror: %s removed", key)
+            else:
+                log.info("Mirror: %r", commit)
+            for listener in listeners:
+                try:
+                    listener(key, commit)
+                except Exception:
+                    log.exception("A mirror listener failed on %s", key)

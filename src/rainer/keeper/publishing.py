@@ -1,0 +1,135 @@
+"""Publishing storage: every commit goes to the database first, then to ZooKeeper.
+
+The database is the journal and the only thing a 200 promises. Publishing is best effort: when
+ZooKeeper is down or slow, the failure is logged and swallowed, and the leader's auto-publisher
+republishes every head within one period. The order matters: a node is only ever written for a
+commit that is already durable, so ZooKeeper never announces a commit that could be lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from kazoo.exceptions import KazooException
+
+from rainer.commit import Commit
+from rainer.keeper.keeper import ConcurrentCommitError, Keeper
+from rainer.keeper.mirror import Mirror
+from rainer.storage.base import Storage
+
+log = logging.getLogger(__name__)
+
+
+class PublishingStorage(Storage):
+    """A storage that publishes each saved commit to ``keeper`` after ``delegate`` saved it.
+
+    With a ``mirror`` of the same tree, a save also waits (at most ``mirror_wait`` seconds)
+    until that mirror shows what was published, so a client that reads a key back from this
+    server right after its 200 sees its own commit. The wait only observes: it never writes into
+    the mirror, which therefore still only ever moves forward.
+
+    ``single_writer`` is False on purpose: with ZooKeeper on, the mirror is the head source, so
+    the server does not keep a second copy of the heads (``HeadCachingStorage``).
+    """
+
+    single_writer = False
+
+    def __init__(
+        self,
+        delegate: Storage,
+        keeper: Keeper,
+        mirror: Mirror | None = None,
+        mirror_wait: float = 1.0,
+    ) -> None:
+        self.delegate = delegate
+        self.keeper = keeper
+        self.mirror = mirror
+        self.mirror_wait = mirror_wait
+
+    def start(self) -> None:
+        self.delegate.start()
+
+    def stop(self) -> None:
+        self.delegate.stop()
+
+    def heads(self) -> dict[str, Commit]:
+        return self.delegate.heads()
+
+    def non_empty_heads(self) -> dict[str, Commit]:
+        return self.delegate.non_empty_heads()
+
+    def get(self, key: str, version: int | None = None) -> Commit | None:
+        return self.delegate.get(key, version)
+
+    def history(
+        self, key: str, limit: int | None = None, before: int | None = None
+    ) -> list[Commit]:
+        return self.delegate.history(key, limit, before)
+
+    def ping(self) -> None:
+        self.delegate.ping()
+
+    def save(self, commit: Commit) -> None:
+        result = self.save_batch([commit])[0]
+        if result is not None:
+            raise result
+
+    def save_batch(self, commits: Sequence[Commit]) -> list[Exception | None]:
+        results = self.delegate.save_batch(commits)
+        saved = [c for c, error in zip(commits, results, strict=True) if error is None]
+        published = self.publish(saved)
+        if published and self.mirror is not None:
+            self._wait_for_mirror(published)
+        return results
+
+    def publish(self, commits: Sequence[Commit]) -> list[Commit]:
+        """Publish ``commits`` (already durable), in order; return the ones now in ZooKeeper.
+
+        Never raises: every failure is logged, and healed later by the auto-publisher.
+        """
+        if not commits:
+            return []
+        if not self.keeper.client.connected:
+            # Do not queue requests on a client that is reconnecting: the save would wait.
+            log.warning(
+                "ZooKeeper is not connected: %d commit(s) not published now; the auto-publisher "
+                "will publish them (first: %r)",
+                len(commits),
+                commits[0],
+            )
+            return []
+        done: list[Commit] = []
+        for commit in commits:
+            try:
+                self.keeper.save(commit)
+            except ConcurrentCommitError as exc:
+                # Another server published this key meanwhile; its version wins or is newer.
+                log.info("Not publishing %r: %s", commit, exc)
+            except (KazooException, OSError) as exc:
+                log.warning("Failed to publish %r (the auto-publisher will): %s", commit, exc)
+            except Exception:
+                log.exception("Failed to publish %r (the auto-publisher will)", commit)
+            else:
+                done.append(commit)
+        return done
+
+    def _wait_for_mirror(self, published: Sequence[Commit]) -> None:
+        newest: dict[str, Commit] = {}
+        for commit in published:
+            newest[commit.key] = commit
+        mirror = self.mirror
+        assert mirror is not None
+
+        def caught_up(view: Mirror) -> bool:
+            for key, commit in newest.items():
+                head = view.head(key)
+                if commit.empty:
+                    if head is not None and head.version <= commit.version:
+                        return False
+                elif head is None or head.version < commit.version:
+                    return False
+            return True
+
+        if not mirror.wait_for(caught_up, self.mirror_wait):
+            log.warning("The mirror did not show %d published commit(s) in time", len(newest))
