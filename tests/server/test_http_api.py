@@ -417,3 +417,13 @@ def test_round_trip_on_every_backend(database_url):
         running.stop()
         running.start()
         assert call("GET", f"{diary}/k").body == b"\xfftwo"
+
+
+def test_unicode_keys_round_trip_percent_encoded(diary):
+    from urllib.parse import quote
+
+    key = "k-ключ naïve+plus"
+    assert post_commit(diary, quote(key, safe=""), 1, b"x", author="a").json()["key"] == key
+    got = call("GET", f"{diary}/{quote(key, safe='')}")
+    assert got.status == 200 and got.header("x-rainer-key") == key.encode().decode("latin-1")
+    assert key in heads(diary)

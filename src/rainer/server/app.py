@@ -419,7 +419,7 @@ class _MethodNotAllowed(Exception):
 
 def _segment(raw: bytes) -> str:
     try:
-        return unquote(raw.decode("ascii"), errors="strict")
+        return unquote(raw.decode("utf-8"), errors="strict")
     except UnicodeError:
         raise BadRequestError("Invalid path: not percent-encoded UTF-8") from None
 
