@@ -1,0 +1,198 @@
+"""The live mirror against a real ZooKeeper: complete on start, follows every change, leaves out
+what does not parse, never goes back, and rebuilds after an expired session."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+from zk_util import expire_session, wait_until
+
+from rainer.commit import Commit, now
+from rainer.keeper.keeper import Keeper
+from rainer.keeper.mirror import Mirror
+
+pytest_plugins = ["zk_fixtures"]
+
+
+def commit(key: str, version: int, payload: bytes | None = b"x") -> Commit:
+    return Commit(key, version, payload, "tester", "", now())
+
+
+@pytest.fixture
+def writer(zk_clients, zk_path) -> Keeper:
+    """A keeper on its own session: the mirror learns of its writes only through ZooKeeper."""
+    return Keeper(zk_clients(), zk_path)
+
+
+@pytest.fixture
+def mirrors(zk_clients, zk_path):
+    started: list[Mirror] = []
+
+    def make(client=None) -> Mirror:
+        mirror = Mirror(client or zk_clients(), zk_path)
+        mirror.start(timeout=15)
+        started.append(mirror)
+        return mirror
+
+    yield make
+    for mirror in started:
+        mirror.close()
+
+
+def test_complete_before_it_first_answers(writer, mirrors):
+    expected = {f"k{i}": commit(f"k{i}", i + 1, b"v%d" % i) for i in range(60)}
+    for c in expected.values():
+        writer.save(c)
+    mirror = mirrors()
+    assert mirror.synced
+    assert mirror.heads() == expected
+    assert mirror.head("k7") == expected["k7"]
+
+
+def test_starts_on_an_empty_tree(mirrors, writer):
+    mirror = mirrors()
+    assert mirror.heads() == {}
+    assert writer.keys() == []  # the data path exists now, with no children
+
+
+def test_follows_creates_updates_and_deletes(writer, mirrors):
+    mirror = mirrors()
+    writer.save(commit("a", 1))
+    wait_until(lambda: mirror.head("a") == writer.get("a"), what="create")
+    writer.save(commit("a", 2, b"two"))
+    wait_until(lambda: mirror.head("a").version == 2, what="update")
+    assert mirror.head("a").payload == b"two"
+    writer.save(commit("a", 3, None))
+    wait_until(lambda: mirror.head("a") is None, what="delete")
+    writer.save(commit("a", 4, b"back"))
+    wait_until(lambda: mirror.head("a") is not None, what="re-create")
+    assert mirror.head("a").version == 4
+    assert mirror.heads() == writer.heads()
+
+
+def test_subscribers_hear_every_change_and_can_leave(writer, mirrors):
+    mirror = mirrors()
+    heard: list[tuple[str, int | None]] = []
+    unsubscribe = mirror.subscribe(lambda key, c: heard.append((key, c.version if c else None)))
+    writer.save(commit("s", 1))
+    wait_until(lambda: ("s", 1) in heard)
+    writer.save(commit("s", 2, None))
+    wait_until(lambda: ("s", None) in heard)
+    assert heard == [("s", 1), ("s", None)]
+    unsubscribe()
+    writer.save(commit("s", 3))
+    wait_until(lambda: mirror.head("s") is not None)
+    assert heard == [("s", 1), ("s", None)]
+
+
+def test_a_failing_subscriber_does_not_stop_the_mirror(writer, mirrors, caplog):
+    mirror = mirrors()
+
+    def broken(_key, _commit):
+        raise RuntimeError("boom")
+
+    mirror.subscribe(broken)
+    writer.save(commit("f", 1))
+    writer.save(commit("g", 1))
+    wait_until(lambda: mirror.head("g") is not None)
+    assert mirror.head("f") is not None
+    assert "listener failed" in caplog.text
+
+
+def test_corrupt_and_empty_nodes_are_left_out_and_logged(writer, mirrors, caplog):
+    client = writer.client
+    client.create(writer.znode("bad"), b"\xffnot a commit", makepath=True)
+    client.create(writer.znode("tomb"), commit("tomb", 2, None).encode())
+    client.create(writer.znode("elsewhere"), commit("other", 1).encode())
+    writer.save(commit("good", 1))
+    with caplog.at_level(logging.WARNING):
+        mirror = mirrors()
+    assert mirror.heads() == {"good": writer.get("good")}
+    assert "corrupt node" in caplog.text and "empty commit" in caplog.text
+    # Fixing the node by hand brings it in; corrupting a good one takes it out.
+    client.set(writer.znode("bad"), commit("bad", 1).encode())
+    wait_until(lambda: mirror.head("bad") is not None, what="repaired node")
+    client.set(writer.znode("good"), b"garbage")
+    wait_until(lambda: mirror.head("good") is None, what="corrupted node leaves")
+
+
+def test_never_goes_back_in_time(writer, mirrors):
+    """Versions of one key, published as fast as possible, are seen in increasing order."""
+    mirror = mirrors()
+    seen: list[int] = []
+    mirror.subscribe(lambda key, c: seen.append(c.version) if key == "fast" and c else None)
+    for version in range(1, 201):
+        writer.save(commit("fast", version, b"%d" % version))
+    wait_until(lambda: mirror.head("fast") and mirror.head("fast").version == 200)
+    assert seen == sorted(set(seen)), "versions seen out of order or twice"
+    assert seen[-1] == 200
+
+
+def test_wait_for(writer, mirrors):
+    mirror = mirrors()
+    assert not mirror.wait_for(lambda m: m.head("w") is not None, 0.05)
+    threading.Timer(0.1, writer.save, [commit("w", 1)]).start()
+    assert mirror.wait_for(lambda m: m.head("w") is not None, 15)
+
+
+def test_generation_moves_with_every_change(writer, mirrors):
+    mirror = mirrors()
+    before = mirror.generation
+    writer.save(commit("g", 1))
+    wait_until(lambda: mirror.generation > before)
+
+
+def test_an_expired_session_rebuilds_and_misses_nothing(zookeeper, zk_clients, writer, mirrors):
+    """Watches die with the session. Changes made around the expiry (a create, an update, a
+    delete) must all be in the mirror once it has rebuilt, and later changes are followed."""
+    client = zk_clients()
+    mirror = mirrors(client)
+    for key in ("keep", "change", "drop"):
+        writer.save(commit(key, 1))
+    wait_until(lambda: len(mirror.heads()) == 3)
+    rebuilds = mirror.rebuilds
+
+    expire_session(client, zookeeper.hosts)
+    writer.save(commit("change", 2, b"changed"))
+    writer.save(commit("drop", 2, None))
+    writer.save(commit("new", 1))
+
+    wait_until(lambda: mirror.rebuilds > rebuilds, 30, "a rebuild after the expiry")
+    wait_until(lambda: mirror.heads() == writer.heads(), 15, "the mirror to converge")
+    assert sorted(mirror.heads()) == ["change", "keep", "new"]
+    assert mirror.head("change").payload == b"changed"
+    # The new session's watches work.
+    writer.save(commit("after", 1))
+    wait_until(lambda: mirror.head("after") is not None, what="a change after the rebuild")
+
+
+def test_changes_while_the_mirror_was_away_are_caught_up(zk_clients, writer, mirrors):
+    """Changes made while the mirror's session is gone are found by the full listing, even
+    though no watch could report them."""
+    client = zk_clients()
+    mirror = mirrors(client)
+    writer.save(commit("x", 1))
+    wait_until(lambda: mirror.head("x") is not None)
+    rebuilds = mirror.rebuilds
+    # Simulate a dropped connection whose watches are lost: flag the mirror as needing a
+    # rebuild, drop our watches by hand, change things, then report reconnection.
+    client._data_watchers.clear()
+    client._child_watchers.clear()
+    mirror._on_state("SUSPENDED")
+    writer.save(commit("x", 2, b"two"))
+    writer.save(commit("y", 1))
+    mirror._on_state("CONNECTED")
+    wait_until(lambda: mirror.rebuilds > rebuilds, what="a rebuild on reconnection")
+    wait_until(lambda: mirror.heads() == writer.heads(), what="the mirror to converge")
+
+
+def test_close_keeps_the_last_heads_readable(writer, mirrors):
+    mirror = mirrors()
+    writer.save(commit("c", 1))
+    wait_until(lambda: mirror.head("c") is not None)
+    mirror.close()
+    writer.save(commit("c", 2))
+    assert mirror.head("c").version == 1
+    mirror.close()  # twice is fine
