@@ -11,14 +11,14 @@ import argparse
 import sys
 
 from rainer import __version__
-from rainer.cli import serve
+from rainer.cli import edit, reading, serve, writing
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_CONFLICT = 3
 
-COMMAND_MODULES = [serve]
+COMMAND_MODULES = [reading, edit, writing, serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

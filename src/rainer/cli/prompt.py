@@ -1,0 +1,55 @@
+"""A yes/no question asked on the terminal, even when stdin and stdout are redirected."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def ask_yes_no(question: str) -> bool:
+    """Ask until the answer is yes or no (y/n too); end of input means no.
+
+    The question goes to /dev/tty and the answer comes from it, so it works inside pipes and
+    after an editor ran; without a controlling terminal, stdin and stderr are used instead.
+    """
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return _ask(
+            question, _stdin_line, lambda text: (sys.stderr.write(text), sys.stderr.flush())
+        )
+    try:
+        return _ask(question, lambda: _tty_line(fd), lambda text: os.write(fd, text.encode()))
+    finally:
+        os.close(fd)
+
+
+def _ask(question: str, read_line, write) -> bool:
+    sys.stdout.flush()
+    write(question)
+    while True:
+        line = read_line()
+        if line is None:
+            write("\n")
+            return False
+        answer = line.strip().lower()
+        if answer in ("yes", "y"):
+            return True
+        if answer in ("no", "n"):
+            return False
+        write("Please type 'yes' or 'no': ")
+
+
+def _tty_line(fd: int) -> str | None:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(fd, 1024)
+        if not chunk:
+            return None if not data else data.decode("utf-8", "replace")
+        data += chunk
+    return data.decode("utf-8", "replace")
+
+
+def _stdin_line() -> str | None:
+    line = sys.stdin.readline()
+    return line or None
