@@ -383,10 +383,10 @@ class RainerClient:
                 # commit is not repeated, as the server may have saved it.
                 if reused and attempt == 1 and method == "GET":
                     continue
-                raise self._unreachable(exc) from None
+                raise self._unreachable(exc, sent=method != "GET") from None
             except OSError as exc:
                 self._discard(connection)
-                raise self._unreachable(exc) from None
+                raise self._unreachable(exc, sent=method != "GET") from None
             if response.will_close:
                 self._discard(connection)
             answer = Answer(response.status, response.headers, data, url)
@@ -420,7 +420,8 @@ class RainerClient:
             if connection in self._all:
                 self._all.remove(connection)
 
-    def _unreachable(self, exc: BaseException) -> UnreachableError:
+    def _unreachable(self, exc: BaseException, sent: bool = False) -> UnreachableError:
+        """The error for a failed connection; ``sent`` when a commit went out unanswered."""
         if isinstance(exc, TimeoutError | socket.timeout):
             reason = f"no answer within {self.timeout:g} s"
         elif isinstance(exc, ssl.SSLError):
@@ -431,6 +432,12 @@ class RainerClient:
             reason = "connection refused"
         else:
             reason = str(exc) or type(exc).__name__
+        if sent:
+            # The server may have saved the commit before the answer was lost: say so.
+            return UnreachableError(
+                f"no answer from {self._origin}: {reason}; the commit may or may not have been "
+                "saved (look at the key's newest version)"
+            )
         return UnreachableError(f"cannot reach {self._origin}: {reason}")
 
     def _raise(self, answer: Answer, key: str | None, version: int | None) -> None:
@@ -491,10 +498,11 @@ def commit_from_json(meta: Mapping[str, Any]) -> RainerCommit:
 def _is_dropped(sock: socket.socket) -> bool:
     """True when an idle kept-alive socket was closed by the server (it reads as ready)."""
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
+        poller = select.poll()  # unlike select(), not limited to descriptors below 1024
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
     except (OSError, ValueError):
         return True
-    return bool(readable)
 
 
 def _truthy(value: object) -> bool:

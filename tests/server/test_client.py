@@ -242,3 +242,13 @@ def test_constructor_checks_the_url():
     with pytest.raises(ValueError):
         RainerClient("ftp://host/diary")
     assert RainerClient("http://h:1/diary/").base_uri == "http://h:1/diary"
+
+
+def test_a_commit_left_unanswered_says_it_may_have_been_saved():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        made = RainerClient(f"http://127.0.0.1:{port}/diary", timeout=0.3)
+        with pytest.raises(UnreachableError, match="may or may not have been saved"):
+            made.post_commit({"key": "k", "version": 1, "author": "a"}, "x")
