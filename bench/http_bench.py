@@ -1,10 +1,10 @@
 """``make bench``: our HTTP API on SQLite and PostgreSQL against etcd 3.4 and nginx, with wrk.
 
 Every load runs with the same wrk settings (1 thread, 16 connections unless the load says
-otherwise, a warm-up, then the median of several runs). Each server is started here on loopback
-on a fresh database and stopped afterwards. The tables print as Markdown, for
-docs/benchmarks.md. Exit status 1 when any answer was not a 200 (a benchmark that gets 409s
-measures the wrong thing).
+otherwise, a warm-up, then the median of several runs, taken round-robin across all loads).
+Every server is started here on loopback, each Rainer on a fresh database, and stopped at the
+end. The tables print as Markdown, for docs/benchmarks.md. Exit status 1 when any answer was
+not a 200 (a benchmark that gets 409s measures the wrong thing).
 """
 
 from __future__ import annotations
@@ -16,24 +16,21 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import loads
 import targets
-from loads import Result, Settings
+from loads import Load, Result, Settings
 from targets import harness
 
 WRITERS = 16
-
-
-@dataclass
-class Row:
-    name: str
-    result: Result
-    anchor: str | None = None  # which etcd figure it compares to
+STACKS = {
+    "uvicorn": "uvicorn + httptools + uvloop",
+    "granian": "granian (1 worker, uvloop, HTTP/1)",
+}
 
 
 def progress(message: str) -> None:
@@ -58,124 +55,105 @@ def machine() -> list[str]:
         if line.startswith("Mem:"):
             memory = line.split()[1]
     postgres = harness.postgres.find_bindir()
+    versions = [
+        _command_output(["wrk", "--version"]).splitlines()[0].split(" Copyright")[0],
+        _command_output(["etcd", "--version"]).splitlines()[0],
+        _command_output(["nginx", "-v"]),
+    ]
+    if postgres:
+        versions.append(_command_output([str(postgres / "postgres"), "--version"]))
     return [
         f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
-        f"- CPU: {model}, {_command_output(['nproc'])} cores (shared by wrk and the server)",
+        f"- CPU: {model}, {_command_output(['nproc'])} cores, shared by wrk and the server",
         f"- memory: {memory}; kernel {platform.release()}; Python {platform.python_version()}",
-        f"- {_command_output(['wrk', '--version']).splitlines()[0].split(' Copyright')[0]}; "
-        f"{_command_output(['etcd', '--version']).splitlines()[0]}; "
-        f"{_command_output(['nginx', '-v'])}; "
-        + (_command_output([str(postgres / "postgres"), "--version"]) if postgres else ""),
+        f"- {'; '.join(versions)}",
     ]
 
 
-def measure_rainer(
-    database_url: str | None, settings: Settings, label: str, stack: str = "uvicorn"
-) -> list[Row]:
-    """Start a server on a fresh database, seed it, run every load; stop it."""
-    with targets.rainer_server(database_url, stack) as server:
-        targets.seed_rainer(server.diary_url)
-        diary = server.diary_url
-        rows = []
-
-        def load(name: str, url: str, anchor: str | None, **kwargs) -> None:
-            progress(f"{label}: {name}")
-            rows.append(Row(name, loads.measure(url, settings, **kwargs), anchor))
-
-        read_key = targets.READ_KEY
-        load("head reads: GET /diary/KEY", f"{diary}/{read_key}", "etcd range")
-        if stack != "uvicorn":
-            return rows
-        load("versioned reads: GET /diary/KEY/1", f"{diary}/{read_key}/1", "etcd range")
-        load(
-            f"list, {targets.KEYS} keys: GET /diary?payload_base64=yes",
-            f"{diary}?payload_base64=yes",
-            "etcd range",
-        )
-        payload = targets.PAYLOAD.decode()
-        load(
-            "commits, 1 writer",
-            server.url,
-            "etcd put, 1 connection",
-            script="commits.lua",
-            connections=1,
-            fresh_args=lambda run: (f"one{run}", payload),
-        )
-        load(
-            f"commits, {WRITERS} writers on distinct keys",
-            server.url,
-            "etcd put",
-            script="commits.lua",
-            connections=WRITERS,
-            fresh_args=lambda run: (f"many{run}", payload),
-        )
-        return rows
-
-
-def measure_anchors(settings: Settings) -> dict[str, Result]:
-    anchors = {}
-    with harness.NginxServer() as nginx:
-        progress("nginx: 100-byte static file")
-        anchors["nginx"] = loads.measure(nginx.static_url, settings)
+def anchor_loads(stack: contextlib.ExitStack) -> list[Load]:
+    nginx = stack.enter_context(harness.NginxServer())
+    etcd = stack.enter_context(harness.EtcdServer())
+    targets.seed_etcd(etcd)
     range_body, put_body = targets.etcd_bodies()
-    with harness.EtcdServer() as etcd:
-        targets.seed_etcd(etcd)
-        for name, path, body, connections in (
-            ("etcd range", "/v3/kv/range", range_body, None),
-            ("etcd put", "/v3/kv/put", put_body, None),
-            ("etcd put, 1 connection", "/v3/kv/put", put_body, 1),
-        ):
-            progress(name)
-            anchors[name] = loads.measure(
-                etcd.client_url + path,
-                settings,
-                "post.lua",
-                ("application/json", body),
-                connections=connections,
-            )
-    return anchors
+
+    def post(body: str):
+        return lambda run: ("application/json", body)
+
+    return [
+        Load("nginx", nginx.static_url, [nginx.pid]),
+        Load("etcd range", f"{etcd.client_url}/v3/kv/range", [etcd.pid], "post.lua",
+             post(range_body)),
+        Load("etcd put", f"{etcd.client_url}/v3/kv/put", [etcd.pid], "post.lua", post(put_body)),
+        Load("etcd put, 1 connection", f"{etcd.client_url}/v3/kv/put", [etcd.pid], "post.lua",
+             post(put_body), connections=1),
+    ]  # fmt: skip
 
 
-def _ms(value: float) -> str:
-    return f"{value:.2f}"
+def rainer_loads(
+    stack: contextlib.ExitStack, label: str, database: harness.PostgresServer | None, server: str
+) -> list[Load]:
+    """Start a server on a fresh database and seed it; its loads (granian: head reads only)."""
+    rainer = stack.enter_context(targets.rainer_server(database and database.url, server))
+    targets.seed_rainer(rainer.diary_url)
+    sessions = [rainer.pid] + ([database.pid] if database else [])
+    diary, key = rainer.diary_url, targets.READ_KEY
+    head = Load(f"{label}: head reads: GET /diary/KEY", f"{diary}/{key}", sessions)
+    head.anchor = "etcd range"
+    if server != "uvicorn":
+        return [head]
+    payload = targets.PAYLOAD.decode()
+    tag = label.lower()
+    return [
+        head,
+        Load(f"{label}: versioned reads: GET /diary/KEY/1", f"{diary}/{key}/1", sessions,
+             anchor="etcd range"),
+        Load(f"{label}: list, {targets.KEYS} keys: GET /diary?payload_base64=yes",
+             f"{diary}?payload_base64=yes", sessions, anchor="etcd range"),
+        Load(f"{label}: commits, 1 writer", rainer.url, sessions, "commits.lua",
+             lambda run: (f"{tag}-one{run}", payload), connections=1,
+             anchor="etcd put, 1 connection"),
+        Load(f"{label}: commits, {WRITERS} writers on distinct keys", rainer.url, sessions,
+             "commits.lua", lambda run: (f"{tag}-many{run}", payload), connections=WRITERS,
+             anchor="etcd put"),
+    ]  # fmt: skip
 
 
 def _ratio(ours: Result, theirs: Result | None) -> str:
     return f"{ours.rps / theirs.rps:.2f}x" if theirs and theirs.rps else "-"
 
 
-def print_table(title: str, rows: list[Row], anchors: dict[str, Result]) -> None:
+def print_table(title: str, rows: list[Load], anchors: dict[str, Result], prefix: str) -> None:
     print(f"\n### {title}\n")
-    print("| load | req/s | p50 ms | p99 ms | non-200 | vs etcd | vs nginx |")
-    print("| --- | ---: | ---: | ---: | ---: | --- | ---: |")
-    for row in rows:
-        r = row.result
-        bad = r.bad + r.socket_errors
-        vs_etcd = f"{_ratio(r, anchors.get(row.anchor))} {row.anchor}" if row.anchor else "-"
+    print("| load | req/s | p50 ms | p99 ms | non-200 | vs etcd | vs nginx | others' CPU |")
+    print("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
+    for load in rows:
+        r = load.result()
+        vs_etcd = f"{_ratio(r, anchors.get(load.anchor))} {load.anchor}" if load.anchor else "-"
         print(
-            f"| {row.name} | {r.rps:,.0f} | {_ms(r.p50_ms)} | {_ms(r.p99_ms)} | {bad} "
-            f"| {vs_etcd} | {_ratio(r, anchors.get('nginx'))} |"
+            f"| {load.name.removeprefix(prefix)} | {r.rps:,.0f} | {r.p50_ms:.2f} "
+            f"| {r.p99_ms:.2f} | {load.bad} | {vs_etcd} | {_ratio(r, anchors.get('nginx'))} "
+            f"| {r.others:.0%} |"
         )
 
 
-def print_anchors(anchors: dict[str, Result]) -> None:
-    print("\n### Anchors\n")
-    print("| load | req/s | p50 ms | p99 ms | non-200 |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+def print_anchors(rows: list[Load]) -> None:
     names = {
-        "nginx": "nginx, 100-byte static file",
+        "nginx": "nginx, 100-byte static file (1 worker)",
         "etcd range": "etcd range: POST /v3/kv/range",
         "etcd put": "etcd put: POST /v3/kv/put",
-        "etcd put, 1 connection": "etcd put, 1 connection",
     }
-    for key, r in anchors.items():
+    print("\n### Anchors\n")
+    print("| load | req/s | p50 ms | p99 ms | non-200 | others' CPU |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for load in rows:
+        r = load.result()
         print(
-            f"| {names[key]} | {r.rps:,.0f} | {_ms(r.p50_ms)} | {_ms(r.p99_ms)} "
-            f"| {r.bad + r.socket_errors} |"
+            f"| {names.get(load.name, load.name)} | {r.rps:,.0f} | {r.p50_ms:.2f} "
+            f"| {r.p99_ms:.2f} | {load.bad} | {r.others:.0%} |"
         )
 
 
-def print_targets(backends: dict[str, list[Row]], anchors: dict[str, Result]) -> None:
+def print_targets(backends: dict[str, list[Load]], anchors: dict[str, Result]) -> None:
     print("\n### Targets (issue 2)\n")
     print("| target | measured | result |")
     print("| --- | --- | --- |")
@@ -183,23 +161,22 @@ def print_targets(backends: dict[str, list[Row]], anchors: dict[str, Result]) ->
     def line(target: str, measured: str, ok: bool, margin: str) -> None:
         print(f"| {target} | {measured} | {'pass' if ok else 'MISS'} ({margin}) |")
 
+    etcd_range, nginx, put = (anchors[n].rps for n in ("etcd range", "nginx", "etcd put"))
     for backend, rows in backends.items():
-        head = rows[0].result
-        etcd_range = anchors["etcd range"].rps
-        nginx = anchors["nginx"].rps
+        head = rows[0].result()
         ratio = head.rps / etcd_range
         line(
-            f"{backend} head reads ≥ 3x etcd range",
+            f"{backend} head reads >= 3x etcd range",
             f"{ratio:.2f}x ({head.rps:,.0f} vs {etcd_range:,.0f}/s)",
             ratio >= 3,
-            f"{ratio / 3:.0%} of target",
+            f"{ratio / 3:.0%} of the target",
         )
         ratio = head.rps / nginx
         line(
-            f"{backend} head reads ≥ 0.3x nginx",
+            f"{backend} head reads >= 0.3x nginx",
             f"{ratio:.2f}x ({head.rps:,.0f} vs {nginx:,.0f}/s)",
             ratio >= 0.3,
-            f"{ratio / 0.3:.0%} of target",
+            f"{ratio / 0.3:.0%} of the target",
         )
         line(
             f"{backend} head-read p99 < 2 ms at 16 connections",
@@ -208,14 +185,13 @@ def print_targets(backends: dict[str, list[Row]], anchors: dict[str, Result]) ->
             f"{head.p99_ms / 2:.0%} of the limit",
         )
         if backend == "SQLite":
-            commits = rows[-1].result
-            put = anchors["etcd put"].rps
+            commits = rows[-1].result()
             ratio = commits.rps / put
             line(
-                f"SQLite {WRITERS}-writer commits ≥ 1.0x etcd put",
+                f"SQLite {WRITERS}-writer commits >= 1.0x etcd put",
                 f"{ratio:.2f}x ({commits.rps:,.0f} vs {put:,.0f}/s)",
                 ratio >= 1,
-                f"{ratio:.0%} of target",
+                f"{ratio:.0%} of the target",
             )
 
 
@@ -230,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings(seconds=args.seconds, runs=args.runs, warmup_seconds=args.warmup)
     if args.quick:
-        settings = replace(settings, seconds=2, runs=1, warmup_seconds=1)
+        settings = replace(settings, seconds=2, runs=1, retries=0)
     for reason in (
         loads.wrk_available(),
         harness.EtcdServer.available(),
@@ -240,42 +216,46 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: cannot run: {reason}", file=sys.stderr)
             return 2
     postgres_missing = harness.PostgresServer.available()
-    began = time.monotonic()
-
-    anchors = measure_anchors(settings)
-    backends = {"SQLite": measure_rainer(None, settings, "SQLite")}
     if args.no_postgres:
         postgres_missing = "skipped (--no-postgres)"
-    if not postgres_missing:
-        with harness.PostgresServer() as postgres:
-            backends["PostgreSQL"] = measure_rainer(postgres.url, settings, "PostgreSQL")
-    stacks: dict[str, list[Row]] = {}
-    if not args.no_granian:
-        stacks["granian"] = measure_rainer(None, settings, "SQLite on granian", stack="granian")
+    began = time.monotonic()
 
+    with contextlib.ExitStack() as stack:
+        progress("starting nginx, etcd, Rainer on SQLite and PostgreSQL; seeding")
+        anchor_rows = anchor_loads(stack)
+        backends = {"SQLite": rainer_loads(stack, "SQLite", None, "uvicorn")}
+        if not postgres_missing:
+            postgres = stack.enter_context(harness.PostgresServer())
+            backends["PostgreSQL"] = rainer_loads(stack, "PostgreSQL", postgres, "uvicorn")
+        granian = [] if args.no_granian else rainer_loads(stack, "granian", None, "granian")
+        every = anchor_rows + [load for rows in backends.values() for load in rows] + granian
+        loads.measure_all(every, settings, progress)
+        progress("stopping the servers")
+
+    anchors = {load.name: load.result() for load in anchor_rows}
     print("## Rainer HTTP benchmark\n")
     print("\n".join(machine()))
+    repeated = sum(load.discarded for load in every)
     print(
         f"- load: wrk, {settings.threads} thread, {settings.connections} connections unless "
-        f"noted, {settings.warmup_seconds:g} s warm-up, median of {settings.runs} runs of "
-        f"{settings.seconds:g} s; servers on 127.0.0.1, one process each; "
-        f"whole run {time.monotonic() - began:.0f} s"
+        f"noted, {settings.warmup_seconds} s warm-up, then {settings.runs} rounds of one "
+        f"{settings.seconds} s run per load, round-robin; medians. Runs during which other "
+        f"processes used more than {settings.busy_threshold:.0%} of the CPU were repeated "
+        f"(up to {settings.retries} times): {repeated} repeated. Servers on 127.0.0.1, one "
+        f"process each; whole run {time.monotonic() - began:.0f} s"
     )
-    print_anchors(anchors)
+    print_anchors(anchor_rows)
     for backend, rows in backends.items():
-        print_table(f"{backend} (uvicorn + httptools + uvloop)", rows, anchors)
+        print_table(f"{backend} ({STACKS['uvicorn']})", rows, anchors, f"{backend}: ")
     if postgres_missing:
         print(f"\nPostgreSQL: not measured: {postgres_missing}")
-    if stacks:
-        stack_rows = [replace(backends["SQLite"][0], name="uvicorn + httptools + uvloop")]
-        stack_rows += [
-            replace(rows[0], name="granian (1 worker, uvloop, HTTP/1)") for rows in stacks.values()
-        ]
-        print_table("HTTP stack: the same app, SQLite head reads", stack_rows, anchors)
+    if granian:
+        stack_rows = [replace(backends["SQLite"][0], name=STACKS["uvicorn"])]
+        stack_rows += [replace(granian[0], name=STACKS["granian"])]
+        print_table("HTTP stack: the same app, SQLite head reads", stack_rows, anchors, "")
     print_targets(backends, anchors)
 
-    every = [row.result for rows in (*backends.values(), *stacks.values()) for row in rows]
-    bad = sum(r.bad + r.socket_errors for r in (*every, *anchors.values()))
+    bad = sum(load.bad for load in every)
     if bad:
         print(f"\nbench: {bad} answers were not 200 (see non-200 above)", file=sys.stderr)
         return 1

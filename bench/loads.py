@@ -2,20 +2,29 @@
 
 Every load script under ``bench/wrk/`` is sent with ``report.lua`` appended, so each run reports
 requests, duration, p50/p99 latency, HTTP errors and socket errors the same way.
+
+The machine may be shared: during each run we also count the CPU time that neither wrk nor the
+server under test used (``others``, a fraction of all cores), and repeat a run that other
+processes disturbed. Loads run round-robin (run 1 of every load, then run 2, ...), so a busy
+spell spreads over all of them instead of skewing one ratio.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import resource
 import shutil
 import statistics
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 WRK_DIR = Path(__file__).resolve().parent / "wrk"
 _MARKER = "WRK_JSON "
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,8 @@ class Settings:
     seconds: int = 4
     runs: int = 3
     warmup_seconds: int = 1
+    busy_threshold: float = 0.15  # repeat a run when others used more of the machine
+    retries: int = 1
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,8 @@ class Result:
     requests: int
     bad: int  # answers that were not 200 (reads: status >= 400, as wrk counts them)
     socket_errors: int
+    others: float = 0.0  # CPU used by other processes during the run, fraction of all cores
+    runs: int = 1
 
     @staticmethod
     def median(results: list[Result]) -> Result:
@@ -48,7 +61,28 @@ class Result:
             requests=sum(r.requests for r in results),
             bad=sum(r.bad for r in results),
             socket_errors=sum(r.socket_errors for r in results),
+            others=statistics.median(r.others for r in results),
+            runs=len(results),
         )
+
+
+@dataclass
+class Load:
+    """One thing to measure: ``url`` with a script from bench/wrk (None: plain GET)."""
+
+    name: str
+    url: str
+    sessions: list[int]  # session ids of the server's processes (its CPU is not "others")
+    script: str | None = None
+    args: Callable[[int], tuple[str, ...]] = lambda run: ()
+    connections: int | None = None
+    anchor: str | None = None  # the anchor load it is compared to
+    results: list[Result] = field(default_factory=list)
+    discarded: int = 0  # runs repeated because other processes were busy
+    bad: int = 0  # answers that were not 200 and socket errors, in every run of this load
+
+    def result(self) -> Result:
+        return Result.median(self.results)
 
 
 def wrk_available() -> str | None:
@@ -56,17 +90,39 @@ def wrk_available() -> str | None:
     return None if shutil.which("wrk") else "wrk not found (Debian package wrk)"
 
 
-def run_wrk(
-    url: str,
-    settings: Settings,
-    script: str | None = None,
-    args: tuple[str, ...] = (),
-    *,
-    connections: int | None = None,
-    seconds: int | None = None,
-) -> Result:
-    """One wrk run against ``url``; ``script`` names a file in bench/wrk (None: plain GET)."""
-    lua = (WRK_DIR / script).read_text() if script else ""
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine since boot."""
+    with open("/proc/stat") as file:
+        values = [int(v) for v in file.readline().split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+def _session_ticks(sessions: list[int]) -> int:
+    """CPU ticks used by the live processes of ``sessions`` (every thread included)."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as file:
+                fields = file.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) in sessions:  # field 6 (session), counted after "pid (comm)"
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total
+
+
+def _children_ticks() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (usage.ru_utime + usage.ru_stime) * _TICKS
+
+
+def run_wrk(load: Load, settings: Settings, run: int, seconds: int | None = None) -> Result:
+    """One wrk run of ``load``; ``run`` picks the script arguments (commits need fresh keys)."""
+    seconds = seconds or settings.seconds
+    lua = (WRK_DIR / load.script).read_text() if load.script else ""
     lua += "\n" + (WRK_DIR / "report.lua").read_text()
     with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="rainer-bench-") as file:
         file.write(lua)
@@ -74,21 +130,27 @@ def run_wrk(
         command = [
             "wrk",
             f"-t{settings.threads}",
-            f"-c{connections or settings.connections}",
-            f"-d{seconds or settings.seconds}s",
+            f"-c{load.connections or settings.connections}",
+            f"-d{seconds}s",
             "--timeout",
             "5s",
             "--latency",
             "-s",
             file.name,
-            url,
+            load.url,
         ]
-        if args:
-            command += ["--", *args]
-        seconds_ = seconds or settings.seconds
+        arguments = load.args(run)
+        if arguments:
+            command += ["--", *arguments]
+        busy, total = _machine_ticks()
+        server = _session_ticks(load.sessions)
+        wrk = _children_ticks()
         done = subprocess.run(
-            command, capture_output=True, text=True, timeout=seconds_ + 60, check=False
+            command, capture_output=True, text=True, timeout=seconds + 60, check=False
         )
+        busy_after, total_after = _machine_ticks()
+        ours = _session_ticks(load.sessions) - server + _children_ticks() - wrk
+    others = max(0.0, (busy_after - busy - ours) / max(1, total_after - total))
     for line in done.stdout.splitlines():
         if line.startswith(_MARKER):
             figures = json.loads(line[len(_MARKER) :])
@@ -103,37 +165,35 @@ def run_wrk(
         requests=requests,
         bad=figures.get("non200", figures["status_errors"]),
         socket_errors=figures["socket_errors"],
+        others=others,
     )
 
 
-def measure(
-    url: str,
-    settings: Settings,
-    script: str | None = None,
-    args: tuple[str, ...] = (),
-    *,
-    connections: int | None = None,
-    fresh_args=None,
-) -> Result:
-    """A short warm-up, then ``settings.runs`` runs; the median of each figure.
+def measure_all(
+    loads: list[Load], settings: Settings, progress: Callable[[str], None] = print
+) -> None:
+    """Warm every load up, then ``settings.runs`` rounds of one run per load, round-robin.
 
-    ``fresh_args(run)`` gives each run its own script arguments (commits need fresh keys).
+    A run during which other processes used more than ``busy_threshold`` of the machine is
+    repeated up to ``retries`` times, and the least disturbed attempt counts. Answers that were not
+    200 are counted in every run, warm-ups and repeated runs included (``Load.bad``).
     """
-
-    def arguments(run: int) -> tuple[str, ...]:
-        return fresh_args(run) if fresh_args else args
-
-    if settings.warmup_seconds:
-        run_wrk(
-            url,
-            settings,
-            script,
-            arguments(0),
-            connections=connections,
-            seconds=settings.warmup_seconds,
-        )
-    results = [
-        run_wrk(url, settings, script, arguments(run), connections=connections)
-        for run in range(1, settings.runs + 1)
-    ]
-    return Result.median(results)
+    fresh = settings.runs + 1  # script arguments of repeated runs: fresh keys again
+    for load in loads:
+        if settings.warmup_seconds:
+            warm = run_wrk(load, settings, 0, seconds=settings.warmup_seconds)
+            load.bad += warm.bad + warm.socket_errors
+    for run in range(1, settings.runs + 1):
+        progress(f"round {run} of {settings.runs}")
+        for load in loads:
+            attempts = []
+            for attempt in range(settings.retries + 1):
+                result = run_wrk(load, settings, run if attempt == 0 else fresh)
+                fresh += 1
+                load.bad += result.bad + result.socket_errors
+                attempts.append(result)
+                if result.others <= settings.busy_threshold or attempt == settings.retries:
+                    break
+                load.discarded += 1
+                progress(f"  {load.name}: others used {result.others:.0%} of the CPU; again")
+            load.results.append(min(attempts, key=lambda r: r.others))
