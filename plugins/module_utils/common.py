@@ -121,8 +121,11 @@ def parse(payload, fmt):
         raise ParseError("the payload is not valid %s: %s" % (fmt.upper(), to_text(exc)))
 
 
-def describe_commit(commit, fmt=None):
-    """A commit as task result data: metadata plus payload text / base64 and, with ``fmt``, the parsed value."""
+def describe_commit(commit, fmt=None, strict=True):
+    """A commit as task result data: metadata plus payload text / base64 and, with ``fmt``, the parsed value.
+
+    A payload that does not parse fails (``strict``) or gets ``parse_error`` instead of ``value``.
+    """
     result = dict(commit.meta)
     payload = commit.payload
     if payload is not None:
@@ -135,6 +138,9 @@ def describe_commit(commit, fmt=None):
                 try:
                     result["value"] = parse(payload, fmt)
                 except ParseError as exc:
+                    if not strict:
+                        result["parse_error"] = str(exc)
+                        return result
                     raise RainerTaskError("Key %r version %s: %s" % (commit.key, commit.version, exc),
                                           key=commit.key, version=commit.version)
     return result

@@ -1,0 +1,21 @@
+# -*- coding: utf-8 -*-
+# Copyright: Rainer for Python and Ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Action plugin for rainer.rainer.rainer_info: controller tasks run the module's code in-process."""
+
+from __future__ import annotations
+
+from ansible_collections.rainer.rainer.plugins.module_utils.info import INFO_ARGUMENT_SPEC, INFO_MODULE_KWARGS, run_info
+from ansible_collections.rainer.rainer.plugins.plugin_utils.controller_action import RainerControllerAction
+
+
+class ActionModule(RainerControllerAction):
+
+    MODULE = "rainer.rainer.rainer_info"
+    ARGUMENT_SPEC = INFO_ARGUMENT_SPEC
+    MODULE_KWARGS = INFO_MODULE_KWARGS
+
+    def run_logic(self, client, params, check_mode, diff):
+        return run_info(client, params)

@@ -1,0 +1,235 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Rainer for Python and Ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: rainer_info
+short_description: Read commits, history and key listings from a Rainer server
+version_added: 0.1.0
+description:
+  - Reads without changing anything.
+  - With O(key), returns the key's head (or O(version)) with metadata and payload, and with
+    O(format) the payload parsed as data. A missing key is not an error; RV(exists) is V(false).
+  - With O(history=true), adds the key's metadata history, newest first, in one more request.
+  - Without O(key), returns the newest commit of every key in one request.
+  - When the task runs on the controller (local connection, or C(delegate_to) localhost), the action
+    plugin of the same name runs this module's code inside the controller process.
+author:
+  - Rainer for Python and Ansible contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - rainer.rainer.connection
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
+  - ansible.builtin.action_common_attributes.flow
+options:
+  key:
+    description:
+      - The key to read. Without it, every key's newest commit is returned.
+    type: str
+  version:
+    description:
+      - Read this version of O(key) instead of its head.
+    type: int
+  format:
+    description:
+      - Parse payloads as V(json) or V(yaml) and return them as RV(value) (for each key in RV(commits)).
+      - With O(key), the task fails when the payload does not parse. In a listing, a key whose payload
+        does not parse gets C(parse_error) instead of C(value). An empty commit's value is V(null).
+    type: str
+    choices: [json, yaml]
+  history:
+    description:
+      - Also return the metadata of the key's commits, newest first (needs O(key)).
+    type: bool
+    default: false
+  history_limit:
+    description:
+      - Return at most this many history entries.
+    type: int
+  history_before:
+    description:
+      - Only return history entries older than this version.
+    type: int
+  all:
+    description:
+      - Without O(key), also list keys whose newest commit is empty (deleted keys).
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    details: Reads only, so it runs the same in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: all
+  action:
+    support: full
+    details: Runs in the controller process when the task's connection is local or delegated to localhost.
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  action_group:
+    support: full
+    membership:
+      - rainer.rainer.rainer
+seealso:
+  - module: rainer.rainer.rainer_commit
+  - plugin: rainer.rainer.rainer
+    plugin_type: lookup
+"""
+
+EXAMPLES = r"""
+- name: Read a key's head and parse it
+  rainer.rainer.rainer_info:
+    url: http://127.0.0.1:8080/diary
+    key: web.json
+    format: json
+  register: web
+
+- name: Use it
+  ansible.builtin.debug:
+    msg: "web.json is at version {{ web.version }} and listens on {{ web.value.listen }}"
+  when: web.exists
+
+- name: Read version 2 and the last ten commits' metadata
+  rainer.rainer.rainer_info:
+    url: http://127.0.0.1:8080/diary
+    key: web.json
+    version: 2
+    history: true
+    history_limit: 10
+  register: old
+
+- name: List every key, deleted ones too
+  rainer.rainer.rainer_info:
+    url: http://127.0.0.1:8080/diary
+    all: true
+  register: everything
+
+- name: Remember the version a CI pipeline reviewed
+  ansible.builtin.set_fact:
+    reviewed_version: "{{ web.version | default(0) }}"
+"""
+
+RETURN = r"""
+key:
+  description: The key read.
+  returned: when O(key) is given
+  type: str
+exists:
+  description: Whether the key (or that version of it) exists. An empty commit exists.
+  returned: when O(key) is given
+  type: bool
+version:
+  description: Version of the commit read.
+  returned: when O(key) is given and RV(exists)
+  type: int
+  sample: 3
+commit:
+  description: Metadata of the commit read, V(null) when it does not exist.
+  returned: when O(key) is given
+  type: dict
+  contains:
+    key:
+      description: The key.
+      type: str
+      returned: success
+    version:
+      description: The commit's version.
+      type: int
+      returned: success
+    author:
+      description: Who committed it.
+      type: str
+      returned: success
+    comment:
+      description: The commit's comment.
+      type: str
+      returned: success
+    mtime:
+      description: When it was committed, ISO-8601 with milliseconds and zone.
+      type: str
+      returned: success
+    empty:
+      description: Whether it is an empty commit (a tombstone).
+      type: bool
+      returned: success
+payload:
+  description: The payload as text, V(null) when it is not UTF-8.
+  returned: when O(key) is given and RV(exists)
+  type: str
+payload_base64:
+  description: The payload, base64-encoded (also for binary payloads).
+  returned: when O(key) is given and RV(exists)
+  type: str
+value:
+  description: The payload parsed as O(format).
+  returned: when O(format) is given and RV(exists)
+  type: raw
+history:
+  description: Metadata of the key's commits, newest first (same fields as RV(commit)).
+  returned: when O(history=true)
+  type: list
+  elements: dict
+commits:
+  description:
+    - Without O(key), every key's newest commit; each has the metadata fields, C(payload), C(payload_base64)
+      and, with O(format), C(value) (or C(parse_error) when the payload does not parse).
+  returned: when O(key) is not given
+  type: dict
+  sample:
+    web.json:
+      key: web.json
+      version: 3
+      author: alice
+      comment: ''
+      mtime: '2026-01-02T03:04:05.678Z'
+      empty: false
+      payload: "{\"listen\": 8080}\n"
+      payload_base64: eyJsaXN0ZW4iOiA4MDgwfQo=
+key_names:
+  description: The listed keys, sorted.
+  returned: when O(key) is not given
+  type: list
+  elements: str
+status:
+  description: HTTP status of the failed request, V(null) when no answer came.
+  returned: failure
+  type: int
+body:
+  description: Body of the failed request's answer.
+  returned: failure
+  type: str
+url:
+  description: URL of the failed request.
+  returned: failure
+  type: str
+error:
+  description: Kind of failure, for example C(RainerUnreachable) or C(RainerTLSError).
+  returned: failure
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.rainer.rainer.plugins.module_utils.common import RainerTaskError, client_from_options
+from ansible_collections.rainer.rainer.plugins.module_utils.info import INFO_ARGUMENT_SPEC, INFO_MODULE_KWARGS, run_info
+
+
+def main():
+    module = AnsibleModule(argument_spec=INFO_ARGUMENT_SPEC, **INFO_MODULE_KWARGS)
+    try:
+        result = run_info(client_from_options(module.params), module.params)
+    except RainerTaskError as exc:
+        module.fail_json(msg=exc.message, **exc.details)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

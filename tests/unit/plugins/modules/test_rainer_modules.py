@@ -1,0 +1,75 @@
+# -*- coding: utf-8 -*-
+# Copyright: Rainer for Python and Ansible contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The modules end to end (argument parsing, exit and fail JSON) against a real server."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from unittest import mock
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible.module_utils.common.text.converters import to_bytes
+
+from ansible_collections.rainer.rainer.plugins.modules import rainer_commit, rainer_info
+
+try:
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # ansible-core < 2.19
+    @contextlib.contextmanager
+    def patch_module_args(args):
+        with mock.patch.object(basic, "_ANSIBLE_ARGS", to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args}))):
+            yield
+
+
+def run(module, args, capsys):
+    with patch_module_args(args):
+        with pytest.raises(SystemExit) as info:
+            module.main()
+    return info.value.code, json.loads(capsys.readouterr().out)
+
+
+def test_commit_module_check_apply_rerun(rainer_url, key, capsys):
+    args = dict(url=rainer_url, key=key, value={"port": 80}, author="module-test", comment="c")
+    code, result = run(rainer_commit, dict(args, _ansible_check_mode=True, _ansible_diff=True), capsys)
+    assert code == 0 and result["changed"] and result["version"] == 1 and result["diff"]["before"] == ""
+    code, result = run(rainer_commit, args, capsys)
+    assert code == 0 and result["changed"] and result["commit"]["author"] == "module-test" and "diff" not in result
+    code, result = run(rainer_commit, args, capsys)
+    assert code == 0 and not result["changed"] and result["version"] == 1
+
+
+def test_commit_module_env_fallbacks(rainer_url, key, capsys, monkeypatch):
+    monkeypatch.setenv("RAINER_URL", rainer_url)
+    monkeypatch.setenv("RAINER_AUTHOR", "from-env")
+    code, result = run(rainer_commit, dict(key=key, content="x"), capsys)
+    assert code == 0 and result["commit"]["author"] == "from-env"
+
+
+def test_commit_module_failures(rainer_url, key, capsys, closed_port_url):
+    code, result = run(rainer_commit, dict(url=rainer_url, key=key, content="x", expected_version=3), capsys)
+    assert code == 1 and result["failed"] and "expected_version is 3" in result["msg"]
+    assert result["current_version"] == 0
+    code, result = run(rainer_commit, dict(url=rainer_url, key=key, content="x", value="y"), capsys)
+    assert code == 1 and "mutually exclusive" in result["msg"]
+    code, result = run(rainer_commit, dict(url=rainer_url, key=key), capsys)
+    assert code == 1 and "content" in result["msg"]
+    code, result = run(rainer_commit, dict(url=closed_port_url, key=key, content="x", retries=0), capsys)
+    assert code == 1 and result["error"] == "RainerUnreachable" and result["status"] is None
+
+
+def test_info_module(rainer_url, key, capsys):
+    run(rainer_commit, dict(url=rainer_url, key=key, value=[1, 2], format="yaml"), capsys)
+    code, result = run(rainer_info, dict(url=rainer_url, key=key, format="yaml", history=True), capsys)
+    assert code == 0 and not result["changed"] and result["value"] == [1, 2] and len(result["history"]) == 1
+    code, result = run(rainer_info, dict(url=rainer_url, key=key + "-missing"), capsys)
+    assert code == 0 and result["exists"] is False
+    code, result = run(rainer_info, dict(url=rainer_url, _ansible_check_mode=True), capsys)
+    assert code == 0 and key in result["commits"]
+    code, result = run(rainer_info, dict(url=rainer_url, version=1), capsys)
+    assert code == 1 and "key" in result["msg"]
