@@ -49,6 +49,7 @@ __all__ = [
     "RainerNotFoundError",
     "RainerPayloadTooLargeError",
     "RainerServerError",
+    "UnreachableError",
 ]
 
 DEFAULT_TIMEOUT = 30.0
