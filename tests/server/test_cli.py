@@ -6,8 +6,7 @@ import json
 import socket
 
 from cli_helpers import commit, rainer
-
-pytest_plugins = ["client_fixtures"]
+from client_fixtures import client_fixture, key_fixture, server_fixture  # noqa: F401
 
 ANSI = "\033["
 

@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 from cli_helpers import commit, rainer, rainer_in_pty, write_script
-
-pytest_plugins = ["client_fixtures"]
+from client_fixtures import client_fixture, key_fixture, server_fixture  # noqa: F401
 
 ANSI = "\033["
 SAVED = re.compile(r"saved in (\S+\.yaml)")

@@ -9,6 +9,7 @@ import threading
 
 import pytest
 from cli_helpers import commit
+from client_fixtures import client_fixture, key_fixture, server_fixture  # noqa: F401
 
 from rainer.client import (
     RainerBadRequestError,
@@ -24,9 +25,6 @@ from rainer.errors import (
     NotFoundError,
     UnreachableError,
 )
-
-# The fixtures server, client and key.
-pytest_plugins = ["client_fixtures"]
 
 MTIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d)$")
 META_FIELDS = ["key", "version", "author", "comment", "mtime", "empty"]
