@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from rainer import wire
 from rainer.client import RainerClient
 from rainer.errors import CommitOrderingError, RainerError
 
@@ -119,12 +120,8 @@ def client_from(args: argparse.Namespace) -> RainerClient:
         raise CommandError(
             f"RAINER_TIMEOUT is not a number: {timeout_text!r}", EXIT_USAGE
         ) from None
-    insecure = getattr(args, "insecure", False) or os.environ.get(
-        "RAINER_INSECURE", ""
-    ).lower() in (
-        "1",
-        "yes",
-        "true",
+    insecure = getattr(args, "insecure", False) or bool(
+        wire.parse_yes_no(os.environ.get("RAINER_INSECURE", "no"))
     )
     try:
         return RainerClient(
