@@ -23,6 +23,14 @@ MAX_KEY_BYTES = 255
 
 def validate_key(key: str) -> str:
     """Return ``key`` when it is a valid Rainer key, else raise BadRequestError saying why."""
+    if (
+        key.isascii()
+        and key.isprintable()
+        and "/" not in key
+        and 0 < len(key) <= MAX_KEY_BYTES
+        and key not in (".", "..")
+    ):
+        return key  # the common case, checked in one pass
     if not key:
         raise BadRequestError("Invalid key: must not be empty")
     if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:

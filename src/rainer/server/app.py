@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_PAYLOAD_BYTES = 16 * 1024 * 1024  # the original's MEDIUMBLOB column
 _INTEGER = re.compile(r"-?[0-9]{1,10}")
 _INT_MAX = 2**31 - 1
+_HEAD_MEMO_SIZE = 100_000  # rendered head responses kept; cleared whole when full
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class ServerConfig:
 
 
 class Response:
-    """A whole response: status, headers and body bytes."""
+    """A whole response: status, body bytes and headers, encoded once when it is built."""
 
     __slots__ = ("body", "headers", "status")
 
@@ -75,7 +76,11 @@ class Response:
     ) -> None:
         self.status = status
         self.body = body
-        self.headers = [("content-type", content_type), *headers]
+        self.headers = encode_headers([("content-type", content_type), *headers])
+
+
+def encode_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(name.encode("latin-1"), _header_value(value)) for name, value in headers]
 
 
 def text(status: int, message: str) -> Response:
@@ -131,6 +136,7 @@ class RainerApp:
         self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="rainer-storage")
         self._prefix = self.config.prefix.rstrip("/").encode()
         self._list_cache: dict[tuple[bool, bool, bool], bytes] = {}
+        self._head_memo: dict[tuple[str, bool], tuple[Commit, Response, Response]] = {}
         self._list_generation = -1
         self._started = False
 
@@ -183,7 +189,7 @@ class RainerApp:
                 response = text(400, str(exc))
             except _MethodNotAllowed as exc:
                 response = text(405, f"Method not allowed: use {exc}")
-                response.headers.append(("allow", str(exc)))
+                response.headers += encode_headers([("allow", str(exc))])
             except NotFoundError as exc:
                 response = text(404, str(exc) or "Not found")
             except PayloadTooLargeError as exc:
@@ -200,8 +206,7 @@ class RainerApp:
 
     async def _send(self, scope, send, response: Response) -> None:
         body = response.body
-        headers = [(b"content-length", str(len(body)).encode())]
-        headers += [(name.encode(), _header_value(value)) for name, value in response.headers]
+        headers = [(b"content-length", b"%d" % len(body)), *response.headers]
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         if scope["method"] == "HEAD":
             body = b""
@@ -303,17 +308,37 @@ class RainerApp:
         if self.mirror is not None and version is None:
             mirrored = self.mirror.head(key)
             if mirrored is not None:
-                return _commit_response(mirrored, meta, [(wire.HEADER_CACHED, "Yes")])
+                return self._rendered(mirrored, meta, cached=True)
         if self.cache is None:
             found = await self._in_thread(self.storage.get, key, version)
-        else:
-            found = self.cache.head(key)
-            if version is not None and found is not None and version != found.version:
-                older = 1 <= version < found.version
-                found = await self._in_thread(self.storage.get, key, version) if older else None
+            if found is None:
+                return text(404, "Key not found")
+            return _commit_response(found, meta)
+        found = self.cache.head(key)
         if found is None:
             return text(404, "Key not found")
-        return _commit_response(found, meta)
+        if version is not None and version != found.version:
+            older = 1 <= version < found.version
+            found = await self._in_thread(self.storage.get, key, version) if older else None
+            if found is None:
+                return text(404, "Key not found")
+            return _commit_response(found, meta)
+        return self._rendered(found, meta, cached=False)
+
+    def _rendered(self, head: Commit, meta: bool, cached: bool) -> Response:
+        """The response for a head held in memory, rendered once per head and reused.
+
+        Head reads are the hot path: rendering the headers and the metadata JSON costs more
+        than the rest of the request, and a head only changes when a commit replaces it.
+        """
+        memo = self._head_memo.get((head.key, cached))
+        if memo is None or memo[0] is not head:
+            extra = [(wire.HEADER_CACHED, "Yes")] if cached else []
+            memo = (head, _commit_response(head, False, extra), _commit_response(head, True, extra))
+            if len(self._head_memo) >= _HEAD_MEMO_SIZE:
+                self._head_memo.clear()
+            self._head_memo[head.key, cached] = memo
+        return memo[2] if meta else memo[1]
 
     async def _history(self, key: str, params: dict[str, str]) -> Response:
         limit = parse_positive(params, "limit")
@@ -418,6 +443,8 @@ class _MethodNotAllowed(Exception):
 
 
 def _segment(raw: bytes) -> str:
+    if b"%" not in raw and raw.isascii():
+        return raw.decode("ascii")
     try:
         return unquote(raw.decode("utf-8"), errors="strict")
     except UnicodeError:
