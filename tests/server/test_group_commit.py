@@ -100,3 +100,25 @@ def test_ordering_errors_pass_through_save():
     with pytest.raises(CommitOrderingError):
         committer.save(make_commit("k", 1))
     committer.stop()
+
+
+def test_a_caller_that_gives_up_does_not_stop_the_writer():
+    """A client that disconnects cancels its future; the writer thread must carry on."""
+    import time
+
+    class Slow(MemoryStorage):
+        def save_batch(self, commits):
+            time.sleep(0.2)
+            return super().save_batch(commits)
+
+    storage = Slow()
+    committer = GroupCommitter(storage)
+    committer.start()
+    first = committer.submit(make_commit("k", 1))
+    time.sleep(0.05)  # the writer is busy with the first batch
+    abandoned = committer.submit(make_commit("k", 2))
+    assert abandoned.cancel()
+    committer.save(make_commit("k", 2, b"after"))
+    committer.stop()
+    assert first.result() is None
+    assert storage.get("k").payload == b"after"

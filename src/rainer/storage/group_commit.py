@@ -72,6 +72,13 @@ class GroupCommitter:
             self._write(batch)
 
     def _write(self, batch: list[tuple[Commit, Future]]) -> None:
+        # A save whose caller gave up before it started (a client that went away) is dropped:
+        # nobody was told it succeeded. Once running, it is saved and answered regardless.
+        batch = [
+            (commit, future) for commit, future in batch if future.set_running_or_notify_cancel()
+        ]
+        if not batch:
+            return
         try:
             results = self.storage.save_batch([commit for commit, _ in batch])
         except Exception as exc:  # every commit in the batch gets the error
