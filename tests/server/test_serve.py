@@ -56,6 +56,7 @@ def test_bad_options_are_usage_errors(args, message):
         ("oracle://scott@localhost/db", "unsupported database"),
         ("postgresql://nobody@127.0.0.1:1/none", "database unavailable"),
         ("sqlite:////no/such/directory/r.db", "no such directory"),
+        ("sqlite:///:memory:", "use 'memory'"),
     ],
 )
 def test_bad_databases_fail_with_one_line(database, message):
@@ -139,3 +140,12 @@ def test_ctrl_c_stops_cleanly(tmp_path):
         assert "Traceback" not in server.log_text()
     finally:
         server.close()
+
+
+def test_memory_database_serves_until_the_process_ends():
+    with RainerServer(["--database", "memory"]) as server:
+        assert post_commit(server.diary_url, "k", 1, b"x", author="a").status == 200
+        assert call("GET", server.diary_url + "/k").body == b"x"
+        server.stop()
+        server.start()
+        assert call("GET", server.diary_url + "/k").status == 404

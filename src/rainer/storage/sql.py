@@ -145,8 +145,12 @@ class SqlStorage(Storage):
 
     def _lock_sqlite_file(self) -> None:
         path = self.url.database
-        if not path or path == ":memory:":
-            return
+        if not path or path == ":memory:" or path.startswith("file:"):
+            # Each pooled connection would get a database of its own.
+            raise ValueError(
+                "an in-memory SQLite database cannot be shared by the server's threads; "
+                "use 'memory' for an in-memory store, or a file path"
+            )
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
             raise ValueError(f"no such directory for the SQLite database: {directory}")
