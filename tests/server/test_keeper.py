@@ -211,43 +211,40 @@ def test_an_empty_commit_deletes_a_corrupt_node(keeper):
     assert keeper.get("what") is None
 
 
+def read_then(real_get_async, other: Keeper, theirs: Commit):
+    """A ``get_async`` that completes the read, then lets ``other`` publish ``theirs``."""
+
+    def get_async(path, *args, **kwargs):
+        result = real_get_async(path, *args, **kwargs)
+        result.wait(5)
+        other.save(theirs)
+        return result
+
+    return get_async
+
+
 def test_a_writer_between_our_read_and_our_write_is_not_overwritten(keeper, zk_clients, zk_path):
     """The compare-and-set: keeper A reads version 1, keeper B moves the node to version 3, and
     A's write of version 2 must fail rather than move the node back."""
     other = Keeper(zk_clients(), zk_path)
     keeper.save(commit(1))
-    real_get = keeper.client.get
-
-    def get_then_let_b_write(path, *args, **kwargs):
-        result = real_get(path, *args, **kwargs)
-        other.save(commit(3, b"from B"))
-        return result
-
-    keeper.client.get = get_then_let_b_write
+    keeper.client.get_async = read_then(keeper.client.get_async, other, commit(3, b"from B"))
     try:
         with pytest.raises(ConcurrentCommitError, match="Concurrent change"):
             keeper.save(commit(2, b"from A"))
     finally:
-        del keeper.client.get
+        del keeper.client.get_async
     assert keeper.get("what") == commit(3, b"from B")
 
 
 def test_a_create_racing_a_create_is_refused(keeper, zk_clients, zk_path):
     other = Keeper(zk_clients(), zk_path)
-    real_get = keeper.client.get
-
-    def get_then_let_b_create(path, *args, **kwargs):
-        try:
-            return real_get(path, *args, **kwargs)
-        finally:
-            other.save(commit(2, b"from B"))
-
-    keeper.client.get = get_then_let_b_create
+    keeper.client.get_async = read_then(keeper.client.get_async, other, commit(2, b"from B"))
     try:
         with pytest.raises(ConcurrentCommitError):
             keeper.save(commit(1, b"from A"))
     finally:
-        del keeper.client.get
+        del keeper.client.get_async
     assert keeper.get("what") == commit(2, b"from B")
 
 

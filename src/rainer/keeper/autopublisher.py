@@ -75,14 +75,17 @@ class AutoPublisher:
         self.client.add_listener(self._on_state)
         self._thread.start()
 
-    def stop(self) -> None:
-        """Give up leadership (or candidacy) and stop; another server takes over."""
-        self._closed.set()
-        self._step_down.set()
-        self.election.cancel()
-        self.client.remove_listener(self._on_state)
+    def stop(self, wait: float = 10.0) -> None:
+        """Give up leadership (or candidacy) and stop, waiting up to ``wait`` seconds for the
+        thread; another server takes over. Releasing the election lock needs ZooKeeper: when it
+        is gone the thread ends once the client stops (closing the session frees the lock)."""
+        if not self._closed.is_set():
+            self._closed.set()
+            self._step_down.set()
+            self.election.cancel()
+            self.client.remove_listener(self._on_state)
         if self._thread.is_alive():
-            self._thread.join(15)
+            self._thread.join(wait)
 
     def _on_state(self, state: str) -> None:
         # kazoo's thread: only flag. SUSPENDED may end in a lost session, and a leader must not

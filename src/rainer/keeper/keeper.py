@@ -15,15 +15,21 @@ ZooKeeper version (a compare-and-set).
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Any, Literal
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+from kazoo.interfaces import IAsyncResult
 
 from rainer.commit import Commit, CorruptCommitError
 from rainer.errors import BadRequestError, PayloadTooLargeError, RainerError
 
 log = logging.getLogger(__name__)
+
+#: How long one ZooKeeper request may take. kazoo holds requests made while it reconnects until
+#: the connection is back, which could be never; a bounded wait keeps a commit (or a shutdown)
+#: from hanging on a ZooKeeper that is gone.
+DEFAULT_TIMEOUT = 5.0
 
 #: ZooKeeper refuses a request larger than ``jute.maxbuffer`` (1 MiB - 1 by default), counting
 #: the path and the request's framing too. A stored commit up to this size leaves room for both.
@@ -85,12 +91,16 @@ def decode_node(key: str, data: bytes) -> Commit:
 class Keeper:
     """Reads and writes the commits under ``<path>/data`` through one kazoo client.
 
-    Thread-safe as far as kazoo is: every method is a few independent requests.
+    Thread-safe as far as kazoo is: every method is a few independent requests, each waited for
+    at most ``timeout`` seconds (then kazoo's KazooTimeoutError). A request that timed out may
+    still reach ZooKeeper later; every change is conditional (create-if-absent, or on the node's
+    version), so a late one cannot overwrite a newer commit.
     """
 
-    def __init__(self, client: KazooClient, path: str) -> None:
+    def __init__(self, client: KazooClient, path: str, timeout: float = DEFAULT_TIMEOUT) -> None:
         path = "/" + path.strip("/")
         self.client = client
+        self.timeout = timeout
         self.path = path
         self.data_path = path.rstrip("/") + "/data"
         self.election_path = path.rstrip("/") + "/election"
@@ -98,6 +108,10 @@ class Keeper:
     def znode(self, key: str) -> str:
         """The node holding ``key``'s commit."""
         return f"{self.data_path}/{key}"
+
+    def wait(self, result: IAsyncResult) -> Any:
+        """The value of a kazoo asynchronous request, waiting at most ``timeout`` seconds."""
+        return result.get(timeout=self.timeout)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -107,7 +121,7 @@ class Keeper:
         Raises CorruptCommitError when the node exists but does not hold a commit for ``key``.
         """
         try:
-            data, _stat = self.client.get(self.znode(key))
+            data, _stat = self.wait(self.client.get_async(self.znode(key)))
         except NoNodeError:
             return None
         return decode_node(key, data)
@@ -115,7 +129,7 @@ class Keeper:
     def keys(self) -> list[str]:
         """Every key with a node, sorted; corrupt nodes included."""
         try:
-            return sorted(self.client.get_children(self.data_path))
+            return sorted(self.wait(self.client.get_children_async(self.data_path)))
         except NoNodeError:
             return []
 
@@ -126,7 +140,7 @@ class Keeper:
         found: dict[str, Commit] = {}
         for key, result in pending:
             try:
-                data, _stat = result.get()
+                data, _stat = self.wait(result)
             except NoNodeError:  # deleted since the listing
                 continue
             try:
@@ -155,7 +169,7 @@ class Keeper:
         """
         path = self.znode(commit.key)
         try:
-            data, stat = self.client.get(path)
+            data, stat = self.wait(self.client.get_async(path))
         except NoNodeError:
             data, stat = None, None
         current: Commit | None = None
@@ -165,7 +179,7 @@ class Keeper:
                     log.debug("No node to delete for empty commit %r", commit)
                     return "absent"
                 log.info("Creating %s at version %d", path, commit.version)
-                self.client.create(path, commit.encode(), makepath=True)
+                self.wait(self.client.create_async(path, commit.encode(), makepath=True))
                 return "created"
             try:
                 current = decode_node(commit.key, data)
@@ -199,6 +213,6 @@ class Keeper:
 
     def _replace(self, path: str, commit: Commit, expected_version: int) -> None:
         if commit.empty:
-            self.client.delete(path, version=expected_version)
+            self.wait(self.client.delete_async(path, version=expected_version))
         else:
-            self.client.set(path, commit.encode(), version=expected_version)
+            self.wait(self.client.set_async(path, commit.encode(), version=expected_version))

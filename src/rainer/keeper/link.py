@@ -48,12 +48,14 @@ class ZooKeeperLink:
         publish_period: float = DEFAULT_PERIOD,
         session_timeout: float = DEFAULT_SESSION_TIMEOUT,
         max_node_bytes: int = DEFAULT_MAX_NODE_BYTES,
-        connect_timeout: float = 15.0,
+        connect_timeout: float | None = None,
     ) -> None:
+        """``connect_timeout`` (how long ``start`` waits for ZooKeeper) defaults to one and a
+        half session timeouts, at least 5 s."""
         self.hosts = hosts
         self.publish_period = publish_period
         self.max_node_bytes = max_node_bytes
-        self.connect_timeout = connect_timeout
+        self.connect_timeout = connect_timeout or max(5.0, 1.5 * session_timeout)
         self.client = make_client(hosts, session_timeout)
         self.keeper = Keeper(self.client, path)
         self.mirror = Mirror(self.client, path)
@@ -107,11 +109,18 @@ class ZooKeeperLink:
         if not self._started:
             return
         self._started = False
+        # With ZooKeeper up, the publisher hands over the lock at once. With ZooKeeper gone its
+        # requests wait for a connection that may never come, so only signal the threads, then
+        # stop the client (which fails every waiting request) and wait for them after that.
+        wait = 5.0 if self.client.connected else 0.0
         if self.publisher is not None:
-            self.publisher.stop()
-        self.mirror.close()
+            self.publisher.stop(wait)
+        self.mirror.close(wait)
         self.client.stop()
         self.client.close()
+        if self.publisher is not None:
+            self.publisher.stop(5.0)
+        self.mirror.close(5.0)
 
     def health(self) -> dict[str, object]:
         """What /healthz reports: connection state, leadership, mirror size and rebuilds."""

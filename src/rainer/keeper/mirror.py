@@ -9,9 +9,11 @@ How it stays right:
   the children queues a listing, a change to a node queues a fresh read of that node. Watches
   say *that* something changed, and every read returns the current state, so collapsed or
   reordered notifications cannot leave the mirror wrong.
-- Watches can be missed: a session that expires loses them all, and changes made while the
-  connection was down are only partly reported. So every time the client connects again the
-  worker rebuilds from a full listing (and a read of every node), which converges to the truth.
+- Watches can be missed: kazoo drops every watch when the connection is lost, and a session
+  that expires loses them on the server too. So every time the client connects again the worker
+  rebuilds from a full listing (and a read of every node), which converges to the truth. The
+  rebuild starts with a ``sync``, so that even a new session on a server that lags the leader
+  reads nothing older than what the mirror already holds.
 
 Nodes that do not parse, or that hold an empty commit, are logged and left out.
 """
@@ -80,15 +82,16 @@ class Mirror:
         if not self._synced.wait(timeout):
             raise TimeoutError(f"the ZooKeeper mirror of {self.keeper.data_path} is not complete")
 
-    def close(self) -> None:
-        """Stop following ZooKeeper. The last known heads stay readable."""
-        if self._closed:
-            return
-        self._closed = True
-        self.client.remove_listener(self._on_state)
-        self._work.put(_STOP)
+    def close(self, wait: float = 10.0) -> None:
+        """Stop following ZooKeeper, waiting up to ``wait`` seconds for the worker thread (a
+        request to a ZooKeeper that is gone ends when the client stops or times out). The last
+        known heads stay readable."""
+        if not self._closed:
+            self._closed = True
+            self.client.remove_listener(self._on_state)
+            self._work.put(_STOP)
         if self._thread.is_alive():
-            self._thread.join(10)
+            self._thread.join(wait)
 
     @property
     def synced(self) -> bool:
@@ -140,8 +143,11 @@ class Mirror:
             # SUSPENDED or LOST: changes may go unreported until we rebuild.
             self._needs_resync = True
 
-    def _on_children(self, _event: WatchedEvent) -> None:
-        self._work.put(_LIST)
+    def _on_children(self, event: WatchedEvent) -> None:
+        # EventType.NONE is kazoo dropping its watches on a lost connection; the rebuild on
+        # reconnection covers that, and a read now would only wait for the connection.
+        if event.type != EventType.NONE:
+            self._work.put(_LIST)
 
     def _on_node(self, event: WatchedEvent) -> None:
         if event.type in (EventType.CHANGED, EventType.DELETED, EventType.CREATED):
@@ -174,8 +180,10 @@ class Mirror:
     def _rebuild(self) -> None:
         """Replace everything with a full listing and a read of every node."""
         data_path = self.keeper.data_path
-        self.client.ensure_path(data_path)
-        names = self.client.get_children(data_path, watch=self._on_children)
+        wait = self.keeper.wait
+        wait(self.client.ensure_path_async(data_path))
+        wait(self.client.sync_async(data_path))
+        names = wait(self.client.get_children_async(data_path, watch=self._on_children))
         pending = [
             (name, self.client.get_async(f"{data_path}/{name}", watch=self._on_node))
             for name in names
@@ -184,7 +192,7 @@ class Mirror:
         known: set[str] = set()
         for name, result in pending:
             try:
-                data, _stat = result.get()
+                data, _stat = wait(result)
             except NoNodeError:  # deleted since the listing; the children watch will tell
                 continue
             known.add(name)
@@ -207,7 +215,9 @@ class Mirror:
     def _list(self) -> None:
         """The children changed: read new nodes; drop the ones that are gone."""
         data_path = self.keeper.data_path
-        names = set(self.client.get_children(data_path, watch=self._on_children))
+        names = set(
+            self.keeper.wait(self.client.get_children_async(data_path, watch=self._on_children))
+        )
         with self._changed:
             gone = [key for key in self._known if key not in names]
             new = [name for name in names if name not in self._known]
@@ -219,7 +229,8 @@ class Mirror:
     def _read(self, key: str) -> None:
         """Read one node afresh (and watch it again)."""
         try:
-            data, _stat = self.client.get(self.keeper.znode(key), watch=self._on_node)
+            request = self.client.get_async(self.keeper.znode(key), watch=self._on_node)
+            data, _stat = self.keeper.wait(request)
         except NoNodeError:
             self._apply(key, None, known=False)
             return

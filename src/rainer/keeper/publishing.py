@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from kazoo.exceptions import KazooException
-
 from rainer.commit import Commit
 from rainer.keeper.keeper import ConcurrentCommitError, Keeper
 from rainer.keeper.mirror import Mirror
@@ -106,10 +104,13 @@ class PublishingStorage(Storage):
             except ConcurrentCommitError as exc:
                 # Another server published this key meanwhile; its version wins or is newer.
                 log.info("Not publishing %r: %s", commit, exc)
-            except (KazooException, OSError) as exc:
-                log.warning("Failed to publish %r (the auto-publisher will): %s", commit, exc)
-            except Exception:
-                log.exception("Failed to publish %r (the auto-publisher will)", commit)
+            except Exception as exc:  # connection loss, timeout, ...: the commit is journaled
+                log.warning(
+                    "Failed to publish %r (the auto-publisher will): %s: %s",
+                    commit,
+                    type(exc).__name__,
+                    exc,
+                )
             else:
                 done.append(commit)
         return done
