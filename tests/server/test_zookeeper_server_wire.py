@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import pytest
 import test_http_api
-from test_http_api import diary, key  # noqa: F401  (fixtures the imported tests use)
 
 from harness.rainer import RainerServer
 
 pytest_plugins = ["zk_fixtures"]
 
+#: Tests (and the fixture) that start servers of their own, without ZooKeeper.
 _OWN_SERVERS = {
+    "strict_server",
     "test_prefix_option_moves_the_api",
     "test_validate_json_refuses_what_does_not_parse",
     "test_payload_over_the_limit_is_413_and_changes_nothing",
@@ -23,11 +24,13 @@ _OWN_SERVERS = {
     "test_round_trip_on_every_backend",
 }
 
+# Every test and fixture of the suite, in definition order (its last test checks what all the
+# others left behind); ``server`` is replaced below.
 globals().update(
     {
-        name: value  # in definition order: the last test checks what all the others left
+        name: value
         for name, value in vars(test_http_api).items()
-        if name.startswith("test_") and name not in _OWN_SERVERS
+        if not name.startswith("_") and name not in _OWN_SERVERS
     }
 )
 
