@@ -37,6 +37,7 @@ from rainer.errors import (
     HttpStatusError,
     NotFoundError,
     PayloadTooLargeError,
+    RainerError,
     StorageUnavailableError,
     UnreachableError,
 )
@@ -233,12 +234,12 @@ class RainerClient:
 
     def list(self, all: bool = False) -> dict[str, dict[str, Any]]:
         """Key → metadata of its newest commit; empty commits only with ``all=True``."""
-        return self._get_json(self._prefix, {"all": "yes"} if all else {})
+        return self._get_json(self._prefix or "/", {"all": "yes"} if all else {})
 
     def list_full(self, all: bool = False) -> dict[str, RainerCommit]:
         """Key → newest commit with its value, in one request."""
         params = {"payload_base64": "yes", **({"all": "yes"} if all else {})}
-        found = self._get_json(self._prefix, params)
+        found = self._get_json(self._prefix or "/", params)
         return {key: commit_from_json(meta) for key, meta in found.items()}
 
     def get_commit(self, key: str, version: int | None = None) -> RainerCommit:
@@ -490,10 +491,13 @@ class RainerClient:
 
 def commit_from_json(meta: Mapping[str, Any]) -> RainerCommit:
     """A RainerCommit from metadata carrying ``payload_base64`` (list and history answers)."""
-    fields = {name: value for name, value in meta.items() if not name.startswith("payload_")}
-    if fields.get("empty"):
-        return RainerCommit(fields, None)
-    return RainerCommit(fields, base64.b64decode(meta.get("payload_base64", "")))
+    try:
+        fields = {name: value for name, value in meta.items() if not name.startswith("payload_")}
+        if fields.get("empty"):
+            return RainerCommit(fields, None)
+        return RainerCommit(fields, base64.b64decode(meta.get("payload_base64", "")))
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise RainerError(f"not a Rainer commit in the answer: {exc}") from None
 
 
 def _is_dropped(sock: socket.socket) -> bool:
