@@ -158,22 +158,12 @@ class RainerConflictError(HttpStatusError, CommitOrderingError):
 
 @dataclass(frozen=True)
 class Answer:
-    """A whole HTTP answer: status, headers (case-insensitive lookup) and body."""
+    """A whole HTTP answer: status, headers and body, and the URL it came from."""
 
     status: int
     headers: http.client.HTTPMessage
     body: bytes
     url: str
-
-    def header(self, name: str) -> str | None:
-        """A header value; UTF-8 as the server sent it (http.client decodes as Latin-1)."""
-        value = self.headers.get(name)
-        if value is None:
-            return None
-        try:
-            return value.encode("latin-1").decode("utf-8")
-        except UnicodeError:
-            return value
 
     def json(self) -> Any:
         try:

@@ -4,6 +4,9 @@ What the original's JVM client was. ``rainer serve --database http://other:8080/
 server on top of it, fronting another one. Every call is one request through ``RainerClient``
 (a kept-alive connection per thread); reads of single commits use the history endpoint, whose
 JSON carries the comment exactly (the ``X-Rainer-*`` headers cannot hold line breaks).
+
+A comment is sent in a header when saving, so it must be one line: ``save`` refuses one with a
+line break (BadRequestError), as the server could never have received it over HTTP anyway.
 """
 
 from __future__ import annotations
