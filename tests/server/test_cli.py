@@ -36,6 +36,16 @@ def test_url_option_wins_over_the_environment(server, client, key):
     assert run.code == 0 and key in run.out
 
 
+def test_url_option_also_goes_before_the_command_as_in_pyrainer(server, client, key):
+    commit(client, key, "before")
+    run = rainer("--url", server.diary_url, "show", key, url="http://127.0.0.1:9/diary")
+    assert (run.code, run.stdout) == (0, b"before")
+    run = rainer(
+        "--url", "http://127.0.0.1:9/diary", "show", "--url", server.diary_url, key, url=None
+    )
+    assert (run.code, run.stdout) == (0, b"before")
+
+
 def test_show_prints_the_payload_byte_for_byte(server, client, key):
     commit(client, key, b"one\n")
     commit(client, key, b"\x00\xff no newline")

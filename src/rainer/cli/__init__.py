@@ -12,11 +12,7 @@ import sys
 
 from rainer import __version__
 from rainer.cli import edit, reading, serve, writing
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_CONFLICT = 3
+from rainer.cli.common import EXIT_USAGE, add_global_options
 
 COMMAND_MODULES = [reading, edit, writing, serve]
 
@@ -30,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(subparsers)
+    # Also before the command, as pyrainer took them: `rainer --url U show KEY`.
+    add_global_options(parser)
     return parser
 
 

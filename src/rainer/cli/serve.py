@@ -69,8 +69,9 @@ def register(subparsers) -> None:
         "--database",
         default=_env("DATABASE", "sqlite:///rainer.db"),
         metavar="URL",
-        help="sqlite:///PATH, postgresql://USER:PASSWORD@HOST/DB or "
-        "mysql://USER:PASSWORD@HOST/DB (%(default)s)",
+        help="sqlite:///PATH, postgresql://USER:PASSWORD@HOST/DB, "
+        "mysql://USER:PASSWORD@HOST/DB, http(s)://HOST:PORT/diary (another Rainer server "
+        "to front) or memory (%(default)s)",
     )
     parser.add_argument("--table", default=_env("TABLE", "rainer"), help="table name (%(default)s)")
     parser.add_argument(
