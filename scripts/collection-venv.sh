@@ -61,7 +61,7 @@ find_python() {
 if [ -x "$venv/bin/python" ] && [ -f "$venv/.rainer-stamp" ] \
    && [ "$(cat "$venv/.rainer-stamp")" = "$stamp_text" ] \
    && [ -x "$venv/bin/ansible-test" ]; then
-  echo "collection-venv.sh: $venv is ready ($("$venv/bin/ansible" --version | head -n1))"
+  echo "collection-venv.sh: $venv is ready (ansible-core $("$venv/bin/python" -c 'import ansible.release; print(ansible.release.__version__)'))"
   exit 0
 fi
 
@@ -71,4 +71,4 @@ echo "collection-venv.sh: creating $venv with $python"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet --upgrade "${requirements[@]}"
 echo "$stamp_text" > "$venv/.rainer-stamp"
-echo "collection-venv.sh: $venv is ready ($("$venv/bin/ansible" --version | head -n1))"
+echo "collection-venv.sh: $venv is ready (ansible-core $("$venv/bin/python" -c 'import ansible.release; print(ansible.release.__version__)'))"

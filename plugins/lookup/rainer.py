@@ -123,7 +123,7 @@ class LookupModule(LookupBase):
         meta = self.get_option("meta")
         version = self.get_option("version")
         keys = [to_native(term) for term in terms]
-        options = dict((name, self.get_option(name)) for name in CONNECTION_OPTIONS)
+        options = dict((name, self._templated(self.get_option(name))) for name in CONNECTION_OPTIONS)
 
         try:
             client = client_from_options(options)
@@ -133,6 +133,12 @@ class LookupModule(LookupBase):
             raise AnsibleLookupError(exc.message)
         except RainerError as exc:
             raise AnsibleLookupError("Rainer lookup failed: %s" % exc.message)
+
+    def _templated(self, value):
+        """Options taken from variables (rainer_url, ...) arrive untemplated; template them."""
+        if isinstance(value, str) and self._templar is not None and "{" in value:
+            return self._templar.template(value)
+        return value
 
     @staticmethod
     def _read(client, keys, version):

@@ -35,11 +35,31 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import quote, urlencode
 
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
-from ansible.module_utils.urls import SSLValidationError, open_url
+from ansible.module_utils.urls import Request, SSLValidationError, make_context
 
 METADATA_FIELDS = ("key", "version", "author", "comment", "mtime", "empty")
 RETRYABLE_STATUSES = (502, 503, 504)
 USER_AGENT = "rainer.rainer-ansible-collection"
+
+
+_CONTEXTS = {}
+
+
+def _tls_context(ca_path, validate_certs, client_cert, client_key):
+    """One SSL context per TLS settings and process.
+
+    ``open_url`` otherwise builds a fresh context for every request, even for
+    plain HTTP, and loading the system's CA store costs tens of milliseconds:
+    more than the request itself on loopback. Loops in the controller process
+    therefore reuse one context.
+    """
+    settings = (ca_path, bool(validate_certs), client_cert, client_key)
+    context = _CONTEXTS.get(settings)
+    if context is None:
+        context = make_context(cafile=ca_path, validate_certs=validate_certs,
+                               client_cert=client_cert, client_key=client_key)
+        _CONTEXTS[settings] = context
+    return context
 
 
 class RainerError(Exception):
@@ -233,11 +253,12 @@ class RainerClient:
         all_headers.update(headers or {})
         self.requests += 1
         try:
-            response = open_url(
+            context = _tls_context(self.ca_path, self.validate_certs, self.client_cert, self.client_key)
+            response = Request().open(
+                method,
                 url,
                 data=data,
                 headers=all_headers,
-                method=method,
                 timeout=self.timeout,
                 validate_certs=self.validate_certs,
                 ca_path=self.ca_path,
@@ -246,6 +267,7 @@ class RainerClient:
                 http_agent=USER_AGENT,
                 follow_redirects="safe",
                 use_proxy=True,
+                context=context,
             )
             try:
                 body = response.read()

@@ -131,11 +131,11 @@ def test_tls_failure_is_not_retried(stub_server):
 
 def test_certificate_validation_failure_is_a_tls_error():
     client = RainerClient("https://127.0.0.1:1/diary", retries=2, retry_delay=0)
-    with mock.patch.object(client_module, "open_url", side_effect=SSLValidationError("certificate verify failed")):
+    with mock.patch.object(client_module.Request, "open", side_effect=SSLValidationError("certificate verify failed")):
         with pytest.raises(RainerTLSError):
             client.get("k")
     assert client.requests == 1
-    with mock.patch.object(client_module, "open_url", side_effect=ssl.SSLError("handshake")):
+    with mock.patch.object(client_module.Request, "open", side_effect=ssl.SSLError("handshake")):
         with pytest.raises(RainerTLSError):
             client.list()
 
