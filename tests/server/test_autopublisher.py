@@ -171,5 +171,5 @@ def test_leadership_moves_when_the_leader_loses_its_session(
 def test_a_new_leader_publishes_at_once(zk_clients, zk_path, database, publishers):
     database.save(commit("now", 1))
     publisher = publishers(Keeper(zk_clients(), zk_path), database, period=3600)
-    wait_until(lambda: publisher.keeper.get("now") is not None, what="the first round")
-    assert publisher.rounds == 1
+    wait_until(lambda: publisher.rounds == 1, what="the first round")
+    assert publisher.keeper.get("now") == database.get("now")
