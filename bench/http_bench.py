@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import datetime
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -92,29 +93,40 @@ def anchor_loads(stack: contextlib.ExitStack) -> list[Load]:
 def rainer_loads(
     stack: contextlib.ExitStack, label: str, database: harness.PostgresServer | None, server: str
 ) -> list[Load]:
-    """Start a server on a fresh database and seed it; its loads (granian: head reads only)."""
-    rainer = stack.enter_context(targets.rainer_server(database and database.url, server))
-    targets.seed_rainer(rainer.diary_url)
-    sessions = [rainer.pid] + ([database.pid] if database else [])
-    diary, key = rainer.diary_url, targets.READ_KEY
-    head = Load(f"{label}: head reads: GET /diary/KEY", f"{diary}/{key}", sessions)
+    """Rainer's loads (granian: head reads only), each server on a fresh database.
+
+    Reads go to a server seeded with KEYS keys; commits to a second server on a database of its
+    own, so the list stays at KEYS keys and read tables do not grow during the run.
+    """
+
+    def start(name: str) -> harness.RainerServer:
+        url = database and (database.url if name == "reads" else database.create_database(name))
+        return stack.enter_context(targets.rainer_server(url, server))
+
+    def sessions(rainer: harness.RainerServer) -> list[int]:
+        return [rainer.pid] + ([database.pid] if database else [])
+
+    reads = start("reads")
+    targets.seed_rainer(reads.diary_url)
+    diary, key = reads.diary_url, targets.READ_KEY
+    head = Load(f"{label}: head reads: GET /diary/KEY", f"{diary}/{key}", sessions(reads))
     head.anchor = "etcd range"
     if server != "uvicorn":
         return [head]
+    writes = start("writes")
     payload = targets.PAYLOAD.decode()
-    tag = label.lower()
     return [
         head,
-        Load(f"{label}: versioned reads: GET /diary/KEY/1", f"{diary}/{key}/1", sessions,
+        Load(f"{label}: versioned reads: GET /diary/KEY/1", f"{diary}/{key}/1", sessions(reads),
              anchor="etcd range"),
         Load(f"{label}: list, {targets.KEYS} keys: GET /diary?payload_base64=yes",
-             f"{diary}?payload_base64=yes", sessions, anchor="etcd range"),
-        Load(f"{label}: commits, 1 writer", rainer.url, sessions, "commits.lua",
-             lambda run: (f"{tag}-one{run}", payload), connections=1,
+             f"{diary}?payload_base64=yes", sessions(reads), anchor="etcd range"),
+        Load(f"{label}: commits, 1 writer", writes.url, sessions(writes), "commits.lua",
+             lambda run: (f"one{run}", payload), connections=1,
              anchor="etcd put, 1 connection"),
-        Load(f"{label}: commits, {WRITERS} writers on distinct keys", rainer.url, sessions,
-             "commits.lua", lambda run: (f"{tag}-many{run}", payload), connections=WRITERS,
-             anchor="etcd put"),
+        Load(f"{label}: commits, {WRITERS} writers on distinct keys", writes.url,
+             sessions(writes), "commits.lua", lambda run: (f"many{run}", payload),
+             connections=WRITERS, anchor="etcd put"),
     ]  # fmt: skip
 
 
@@ -243,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
         f"processes used more than {settings.busy_threshold:.0%} of the CPU were repeated "
         f"(up to {settings.retries} times): {repeated} repeated. Servers on 127.0.0.1, one "
         f"process each; whole run {time.monotonic() - began:.0f} s"
+    )
+    others = statistics.median(r.others for load in every for r in load.results)
+    print(
+        f"- other processes on the machine used a median {others:.0%} of its CPU during the "
+        'runs (column "others\' CPU"); they slow anchors and Rainer alike, so compare ratios'
     )
     print_anchors(anchor_rows)
     for backend, rows in backends.items():
