@@ -173,3 +173,18 @@ def test_a_new_leader_publishes_at_once(zk_clients, zk_path, database, publisher
     publisher = publishers(Keeper(zk_clients(), zk_path), database, period=3600)
     wait_until(lambda: publisher.rounds == 1, what="the first round")
     assert publisher.keeper.get("now") == database.get("now")
+
+
+def test_a_leader_whose_lock_node_vanished_steps_down(zk_clients, zk_path, database, publishers):
+    """Leadership is the lock node of the current session; when it is gone (an expired session
+    the client has not noticed yet, an operator's mistake), the leader stops within a period."""
+    first = publishers(Keeper(zk_clients(), zk_path), database, period=0.3)
+    second = publishers(Keeper(zk_clients(), zk_path), database, period=0.3)
+    wait_until(lambda: first.is_leader or second.is_leader, what="a leader")
+    leader, other = (first, second) if first.is_leader else (second, first)
+    lock = leader.election.lock
+    leader.client.delete(f"{lock.path}/{lock.node}")
+    wait_until(lambda: other.is_leader, what="the other to take over")
+    wait_until(lambda: not leader.is_leader, what="the old leader to step down")
+    wait_until(lambda: len(other.election.contenders()) == 2, what="the old leader to stand again")
+    assert [first.is_leader, second.is_leader].count(True) == 1

@@ -111,8 +111,11 @@ class AutoPublisher:
                 self.election = self.client.Election(self.keeper.election_path, self.identifier)
 
     def _lead(self) -> None:
-        if self._step_down.is_set() or self._closed.is_set():
+        if self._closed.is_set() or not self.client.connected:
             return
+        # A suspension that ended before we got the lock is no reason to step down; one that
+        # cost us the session is caught by the ownership check below.
+        self._step_down.clear()
         self._leading.set()
         log.info(
             "Leading the auto-publishers under %s: every %.1f s ± %d%%",
@@ -121,6 +124,9 @@ class AutoPublisher:
             round(self.fuzz * 100),
         )
         while not self._step_down.is_set():
+            if not self._holds_lock():
+                log.warning("The election lock is no longer ours (session lost?)")
+                break
             try:
                 self.publish_all()
             except Exception as exc:
@@ -128,6 +134,19 @@ class AutoPublisher:
             if self._step_down.wait(fuzzed(self.period, self.fuzz)):
                 break
         log.info("Stepping down as auto-publisher leader")
+
+    def _holds_lock(self) -> bool:
+        """True when our lock node exists and belongs to our current session: a lock won on a
+        session that has since expired is not leadership."""
+        lock = self.election.lock
+        node = lock.node
+        if node is None:
+            return False
+        try:
+            stat = self.keeper.wait(self.client.exists_async(f"{lock.path}/{node}"))
+        except Exception:
+            return False
+        return stat is not None and stat.ephemeralOwner == self.client.client_id[0]
 
     def publish_all(self) -> int:
         """Publish every database head (empty ones delete their node); returns how many nodes
