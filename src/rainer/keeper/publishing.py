@@ -44,6 +44,7 @@ class PublishingStorage(Storage):
         self.keeper = keeper
         self.mirror = mirror
         self.mirror_wait = mirror_wait
+        self._warned_disconnected = False  # one warning per outage, not one per commit
 
     def start(self) -> None:
         self.delegate.start()
@@ -90,13 +91,16 @@ class PublishingStorage(Storage):
             return []
         if not self.keeper.client.connected:
             # Do not queue requests on a client that is reconnecting: the save would wait.
-            log.warning(
-                "ZooKeeper is not connected: %d commit(s) not published now; the auto-publisher "
-                "will publish them (first: %r)",
-                len(commits),
+            level = logging.DEBUG if self._warned_disconnected else logging.WARNING
+            log.log(
+                level,
+                "ZooKeeper is not connected: commits are journaled but not published until it "
+                "is back; then the auto-publisher publishes them (now: %r)",
                 commits[0],
             )
+            self._warned_disconnected = True
             return []
+        self._warned_disconnected = False
         done: list[Commit] = []
         for commit in commits:
             try:
