@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv system-packages demo test test-server test-collection lint bench clean
+.PHONY: help venv ansible-venv system-packages demo test test-server test-collection lint bench clean
 
 help:
 	@echo "make demo    - set up and walk through Rainer on the embedded SQLite database"
@@ -23,10 +23,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+ansible-venv:
+	bash scripts/collection-venv.sh
+
 system-packages:
 	bash scripts/install-system-packages.sh
 
-demo: $(STAMP)
+demo: $(STAMP) ansible-venv
 	bash scripts/demo.sh
 
 lint: $(STAMP)
@@ -37,7 +40,10 @@ lint: $(STAMP)
 test-server: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider
 
-test: system-packages lint test-server
+test-collection: $(STAMP)
+	bash scripts/collection-test.sh
+
+test: system-packages lint test-server test-collection
 
 bench: system-packages $(STAMP)
 	$(BIN)/python bench/http_bench.py
