@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping
 
+from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.parsing.convert_bool import boolean
@@ -78,8 +79,30 @@ class RainerControllerAction(ActionBase):
     def _args(self, task_vars):
         args = dict(self._task.args)
         if args.get("url") is None and task_vars and task_vars.get("rainer_url") is not None:
-            args["url"] = self._templar.template(task_vars["rainer_url"])
+            url = self._templar.template(task_vars["rainer_url"])
+            if url:
+                args["url"] = url
         return args
+
+    def _apply_task_environment(self, args):
+        """Honour the task's ``environment:`` for env fallbacks (RAINER_URL, RAINER_AUTHOR).
+
+        A module process would see those variables; this process does not, so the
+        fallbacks are resolved here from the task's environment first (the validator
+        then falls back to the controller's own environment, as a local module would).
+        """
+        task_environment = {}
+        self._compute_environment_string(task_environment)
+        if not task_environment:
+            return
+        for name, option in self.ARGUMENT_SPEC.items():
+            fallback = option.get("fallback")
+            if args.get(name) is not None or not fallback or fallback[0] is not env_fallback:
+                continue
+            for variable in fallback[1]:
+                if variable in task_environment:
+                    args[name] = to_text(task_environment[variable])
+                    break
 
     def run(self, tmp=None, task_vars=None):
         result = super(RainerControllerAction, self).run(tmp, task_vars)
@@ -90,6 +113,7 @@ class RainerControllerAction(ActionBase):
             result.update(self._execute_module(module_name=self.MODULE, module_args=args, task_vars=task_vars))
             return result
 
+        self._apply_task_environment(args)
         kwargs = dict(self.MODULE_KWARGS)
         kwargs.pop("supports_check_mode", None)
         validator = ArgumentSpecValidator(self.ARGUMENT_SPEC, **kwargs)
