@@ -9,7 +9,15 @@ In one run, on loopback, each server a process of its own:
   commit goes to A, and the clock runs from A's 200 until B answers the new version from its
   mirror (B is polled on a kept-alive connection, each poll a fraction of a millisecond).
   1,000 commits updating one key, then 1,000 commits each creating a new key (a ZooKeeper
-  children watch plus a read, the slower path).
+  children watch plus a read, the slower path). As an anchor, the same run measures ZooKeeper
+  alone: from a ``set`` returning on one kazoo client until another client's data watch has
+  fired and re-read the node (kazoo's DataWatch recipe) — the floor under an update's
+  propagation, and a gauge of how loaded the machine is.
+
+Head reads over HTTP share the machine with wrk and everything else running, so the bench also
+times the application alone, in this process: CPU microseconds per ``GET /diary/KEY`` through the
+ASGI app, heads in memory (SQLite) against heads from the mirror. That figure does not move with
+the machine's load.
 
 Prints Markdown tables for docs/benchmarks.md; exit status 1 when any answer was unexpected.
 """
@@ -19,8 +27,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
+import os
+import re
 import statistics
+import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -98,6 +110,114 @@ def propagation(a: harness.RainerServer, b: harness.RainerServer, label: str, ne
     return delays, commits
 
 
+def watch_latency(hosts: str) -> list[float]:
+    """Milliseconds from a ``set`` returning on one client until another client's DataWatch
+    has seen the new data, over COMMITS sets."""
+    from rainer.keeper.link import make_client
+
+    writer, watcher = make_client(hosts), make_client(hosts)
+    writer.start()
+    watcher.start()
+    path = "/bench-watch/node"
+    writer.ensure_path(path)
+    seen = threading.Condition()
+    latest = [b""]
+
+    def changed(data, _stat, _event=None) -> None:
+        with seen:
+            latest[0] = data or b""
+            seen.notify_all()
+
+    watcher.DataWatch(path, changed)
+    delays: list[float] = []
+    try:
+        for n in range(1, COMMITS + 1):
+            value = b"%d" % n
+            writer.set(path, value)
+            acknowledged = time.perf_counter()
+            with seen:
+                if not seen.wait_for(lambda value=value: latest[0] == value, 10):
+                    raise RuntimeError("the data watch did not fire within 10 s")
+            delays.append((time.perf_counter() - acknowledged) * 1000)
+    finally:
+        for client in (writer, watcher):
+            client.stop()
+            client.close()
+    return delays
+
+
+def app_cpu_per_head_read(hosts: str, folder: Path, requests: int = 50_000) -> dict[str, float]:
+    """CPU microseconds per head read through the ASGI app, without HTTP: SQLite (heads in
+    memory) against the ZooKeeper mirror (on SQLite too, so only the head source differs)."""
+    import asyncio
+
+    from rainer.commit import Commit, now
+    from rainer.keeper.link import ZooKeeperLink
+    from rainer.server.app import RainerApp
+    from rainer.storage.sql import SqlStorage
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/diary/" + targets.READ_KEY,
+        "raw_path": b"/diary/" + targets.READ_KEY.encode(),
+        "query_string": b"",
+        "headers": [],
+    }
+
+    async def receive() -> dict:
+        return {"type": "http.request"}
+
+    async def send(_message: dict) -> None:
+        pass
+
+    async def time_reads(app: RainerApp) -> float:
+        began = time.process_time()
+        for _ in range(requests):
+            await app(scope, receive, send)
+        return (time.process_time() - began) / requests * 1e6
+
+    apps = {
+        "SQLite, heads in memory": RainerApp(SqlStorage(f"sqlite:///{folder / 'plain.db'}")),
+        "ZooKeeper mirror": RainerApp(
+            SqlStorage(f"sqlite:///{folder / 'mirror.db'}"),
+            zookeeper=ZooKeeperLink(hosts, "/bench-app"),
+        ),
+    }
+    timings: dict[str, list[float]] = {name: [] for name in apps}
+    try:
+        for app in apps.values():
+            app.start()
+            app.committer.save(Commit(targets.READ_KEY, 1, targets.PAYLOAD, "bench", "", now()))
+        for _ in range(5):  # alternate, and keep the best of each: the least disturbed
+            for name, app in apps.items():
+                timings[name].append(asyncio.run(time_reads(app)))
+    finally:
+        for app in apps.values():
+            app.stop()
+    return {name: min(values) for name, values in timings.items()}
+
+
+def server_cpu_per_request(load: Load, seconds: int = 3) -> float:
+    """CPU microseconds the Rainer process (its own session only: not PostgreSQL, not
+    ZooKeeper) spent per request during one more wrk run of ``load``. Unlike requests per
+    second, this hardly moves when other processes compete for the machine."""
+    server = load.sessions[:1]
+    before = loads._session_ticks(server)
+    done = subprocess.run(
+        ["wrk", "-t1", "-c16", f"-d{seconds}s", "--timeout", "5s", load.url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=False,
+    )
+    used = loads._session_ticks(server) - before
+    found = re.search(r"(\d+) requests in", done.stdout)
+    if not found or not int(found.group(1)):
+        raise RuntimeError(f"wrk printed no request count:\n{done.stdout}")
+    return used / os.sysconf("SC_CLK_TCK") / int(found.group(1)) * 1e6
+
+
 def _version(_response, body: bytes) -> int:
     # {"key":...,"version":N,...}: cheaper than json.loads in the polling loop
     start = body.index(b'"version":') + 10
@@ -153,6 +273,12 @@ def main(argv: list[str] | None = None) -> int:
             ),
         ]
         loads.measure_all(rows, settings, progress)
+        progress("server CPU time per head read")
+        cpu = {load.name: min(server_cpu_per_request(load) for _ in range(3)) for load in rows}
+        progress("application CPU time per head read, in process")
+        app_cpu = app_cpu_per_head_read(zookeeper.hosts, zookeeper.tmpdir)
+        progress(f"ZooKeeper alone: {COMMITS} sets seen by another client's data watch")
+        watches = watch_latency(zookeeper.hosts)
         progress(f"propagation: {COMMITS} updates of one key, A -> B")
         updates, update_commits = propagation(a, b, "hot", new_keys=False)
         progress(f"propagation: {COMMITS} new keys, A -> B")
@@ -171,16 +297,28 @@ def main(argv: list[str] | None = None) -> int:
         "polled on one kept-alive connection); both servers on one PostgreSQL and one ZooKeeper"
     )
     print(f"- whole run {time.monotonic() - began:.0f} s\n")
-    print("| head reads: GET /diary/KEY | req/s | p50 ms | p99 ms | non-200 | others' CPU |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| head reads: GET /diary/KEY | req/s | p50 ms | p99 ms | non-200 | others' CPU "
+        "| Rainer CPU µs/request |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for load in rows:
         r = load.result()
         print(
             f"| {load.name} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {load.bad} "
-            f"| {r.others:.0%} |"
+            f"| {r.others:.0%} | {cpu[load.name]:.1f} |"
         )
+    print("\n| application alone, in process | CPU µs per GET /diary/KEY |")
+    print("| --- | ---: |")
+    for name, micros in app_cpu.items():
+        print(f"| {name} | {micros:.2f} |")
     print("\n| propagation A -> B | p50 ms | p99 ms | max ms | A's commit p50 / p99 ms |")
     print("| --- | ---: | ---: | ---: | ---: |")
+    print(
+        f"| anchor: ZooKeeper alone, {COMMITS} sets -> another client's DataWatch "
+        f"| {statistics.median(watches):.2f} | {percentile(watches, 0.99):.2f} "
+        f"| {max(watches):.2f} | - |"
+    )
     for name, delays, commits in (
         (f"{COMMITS} updates of one key", updates, update_commits),
         (f"{COMMITS} new keys", creates, create_commits),
@@ -210,6 +348,18 @@ def main(argv: list[str] | None = None) -> int:
         ),
     ):
         print(f"| {target} | {measured} | {'pass' if ok else 'MISS'} |")
+    ratio = app_cpu["SQLite, heads in memory"] / app_cpu["ZooKeeper mirror"]
+    print(
+        f"| (same, application CPU time alone) | {ratio:.2f}x "
+        f"({app_cpu['ZooKeeper mirror']:.2f} vs {app_cpu['SQLite, heads in memory']:.2f} µs) "
+        f"| {'pass' if ratio >= 0.95 else 'MISS'} (within 5%) |"
+    )
+    sqlite_cpu, _, mirror_cpu = (cpu[load.name] for load in rows)
+    print(
+        f"| (same, Rainer CPU per request over HTTP) | {sqlite_cpu / mirror_cpu:.2f}x "
+        f"({mirror_cpu:.1f} vs {sqlite_cpu:.1f} µs) "
+        f"| {'pass' if sqlite_cpu / mirror_cpu >= 0.95 else 'MISS'} (within 5%) |"
+    )
     bad = sum(load.bad for load in rows)
     if bad:
         print(f"\nzk_bench: {bad} answers were not 200", file=sys.stderr)
