@@ -210,13 +210,29 @@ def print_targets(backends: dict[str, list[Load]], anchors: dict[str, Result]) -
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=4, help="seconds per run (4)")
-    parser.add_argument("--runs", type=int, default=3, help="runs per load; the median (3)")
+    parser.add_argument("--runs", type=int, default=5, help="runs per load; the median (5)")
     parser.add_argument("--warmup", type=int, default=1, help="warm-up seconds per load (1)")
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=0,
+        help="repeat a run disturbed by other processes up to N times (0)",
+    )
     parser.add_argument("--quick", action="store_true", help="1 run of 2 s: a smoke test")
     parser.add_argument("--no-postgres", action="store_true", help="skip PostgreSQL")
     parser.add_argument("--no-granian", action="store_true", help="skip the granian comparison")
+    parser.add_argument(
+        "--src",
+        type=Path,
+        metavar="DIR",
+        help="serve the rainer package from DIR (a patched copy of src/) instead of src/",
+    )
     args = parser.parse_args(argv)
-    settings = Settings(seconds=args.seconds, runs=args.runs, warmup_seconds=args.warmup)
+    if args.src:
+        harness.rainer.SRC_DIR = args.src.resolve()
+    settings = Settings(
+        seconds=args.seconds, runs=args.runs, warmup_seconds=args.warmup, retries=args.retries
+    )
     if args.quick:
         settings = replace(settings, seconds=2, runs=1, retries=0)
     for reason in (
@@ -247,13 +263,15 @@ def main(argv: list[str] | None = None) -> int:
     anchors = {load.name: load.result() for load in anchor_rows}
     print("## Rainer HTTP benchmark\n")
     print("\n".join(machine()))
+    if args.src:
+        print(f"- rainer served from {args.src} (a patched copy), not from src/")
     repeated = sum(load.discarded for load in every)
     print(
         f"- load: wrk, {settings.threads} thread, {settings.connections} connections unless "
         f"noted, {settings.warmup_seconds} s warm-up, then {settings.runs} rounds of one "
         f"{settings.seconds} s run per load, round-robin; medians. Runs during which other "
-        f"processes used more than {settings.busy_threshold:.0%} of the CPU were repeated "
-        f"(up to {settings.retries} times): {repeated} repeated. Servers on 127.0.0.1, one "
+        f"processes used more than {settings.busy_threshold:.0%} of the CPU repeated: {repeated} "
+        f"(--retries {settings.retries}). Servers on 127.0.0.1, one "
         f"process each; whole run {time.monotonic() - began:.0f} s"
     )
     others = statistics.median(r.others for load in every for r in load.results)

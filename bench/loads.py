@@ -34,10 +34,10 @@ class Settings:
     threads: int = 1
     connections: int = 16
     seconds: int = 4
-    runs: int = 3
+    runs: int = 5
     warmup_seconds: int = 1
     busy_threshold: float = 0.15  # repeat a run when others used more of the machine
-    retries: int = 1
+    retries: int = 0
 
 
 @dataclass(frozen=True)
