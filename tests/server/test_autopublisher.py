@@ -99,6 +99,18 @@ def test_zookeeper_failures_are_logged_and_swallowed(zk_clients, zk_path, databa
     assert "not connected" in caplog.text
 
 
+def test_a_late_publish_does_not_bring_a_deleted_key_back(zk_client, zk_path, database):
+    """Server A saved version 1, server B saved and published the tombstone (version 2) before
+    A got to publish: A's publish must not create the node again."""
+    keeper = Keeper(zk_client, zk_path)
+    storage = PublishingStorage(database, keeper)
+    first = commit("late", 1)
+    database.save(first)
+    database.save(commit("late", 2, None))
+    assert storage.publish([first]) == []
+    assert keeper.get("late") is None
+
+
 # -- the auto-publisher ------------------------------------------------------------------------
 
 
@@ -123,7 +135,19 @@ def test_publish_all_heals_zookeeper_from_the_database(zk_client, zk_path, datab
     keeper.save(ahead)
 
     publisher = AutoPublisher(keeper, database, period=60)
-    assert publisher.publish_all() == 4
+    real_heads = database.heads
+
+    def heads_then_a_tombstone():  # the round's heads go stale while it runs
+        found = real_heads()
+        database.save(commit("missing", 2, None))
+        return found
+
+    database.heads = heads_then_a_tombstone
+    assert publisher.publish_all() == 3  # "missing" is not created: it was deleted meanwhile
+    del database.heads
+    assert keeper.get("missing") is None
+    database.save(commit("missing", 3))
+    assert publisher.publish_all() == 1
     assert keeper.heads() == {
         "missing": database.get("missing"),
         "stale": database.get("stale"),

@@ -131,6 +131,22 @@ def test_an_empty_commit_for_a_key_without_node_creates_nothing(keeper):
     assert keeper.get("what") is None
 
 
+def test_a_node_is_not_created_for_a_commit_the_database_has_moved_past(keeper):
+    """A missing node may mean a newer empty commit deleted it: the caller's check decides."""
+    asked = []
+
+    def newest(c: Commit) -> bool:
+        asked.append(c.version)
+        return c.version >= 6
+
+    with pytest.raises(ConcurrentCommitError, match="database holds a newer commit"):
+        keeper.save(commit(5), newest)
+    assert keeper.get("what") is None
+    assert keeper.save(commit(6), newest) == "created"
+    assert keeper.save(commit(7), newest) == "updated"  # only creating asks
+    assert asked == [5, 6]
+
+
 def test_the_same_commit_again_leaves_the_node_alone(keeper):
     keeper.save(commit(1))
     _, before = node(keeper)

@@ -23,6 +23,7 @@ import threading
 
 from kazoo.client import KazooClient, KazooState
 
+from rainer.commit import Commit
 from rainer.keeper.keeper import ConcurrentCommitError, Keeper
 from rainer.storage.base import Storage
 
@@ -135,6 +136,11 @@ class AutoPublisher:
                 break
         log.info("Stepping down as auto-publisher leader")
 
+    def _is_newest(self, commit: Commit) -> bool:
+        # The heads were read at the start of the round; a key may have been deleted since.
+        head = self.storage.get(commit.key)
+        return head is not None and head.version == commit.version
+
     def _holds_lock(self) -> bool:
         """True when our lock node exists and belongs to our current session: a lock won on a
         session that has since expired is not leadership."""
@@ -156,7 +162,7 @@ class AutoPublisher:
             if self._step_down.is_set():
                 break
             try:
-                outcome = self.keeper.save(commit)
+                outcome = self.keeper.save(commit, self._is_newest)
             except ConcurrentCommitError as exc:
                 log.info("Auto-publisher skipped %s: %s", commit.key, exc)
                 continue

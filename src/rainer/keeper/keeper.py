@@ -15,6 +15,7 @@ ZooKeeper version (a compare-and-set).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Literal
 
 from kazoo.client import KazooClient
@@ -151,7 +152,9 @@ class Keeper:
 
     # -- the save rules --------------------------------------------------------------------
 
-    def save(self, commit: Commit) -> SaveOutcome:
+    def save(
+        self, commit: Commit, still_newest: Callable[[Commit], bool] | None = None
+    ) -> SaveOutcome:
         """Publish ``commit`` under the original's rules, and say what was done:
 
         - no node: create it for a non-empty commit (``created``); nothing for an empty one
@@ -166,6 +169,10 @@ class Keeper:
         Every change is conditional on the ZooKeeper version read first, so a writer that got in
         between makes this raise ConcurrentCommitError instead of being overwritten. Other
         ZooKeeper errors (connection loss, ...) propagate as kazoo raises them.
+
+        A missing node cannot say which version deleted it, so a late publish of an old commit
+        could bring a deleted key back. ``still_newest(commit)``, when given, is asked before a
+        node is created (the database knows); False makes this raise ConcurrentCommitError.
         """
         path = self.znode(commit.key)
         try:
@@ -178,6 +185,11 @@ class Keeper:
                 if commit.empty:
                     log.debug("No node to delete for empty commit %r", commit)
                     return "absent"
+                if still_newest is not None and not still_newest(commit):
+                    raise ConcurrentCommitError(
+                        f"Not creating {path} at version {commit.version}: the database holds "
+                        "a newer commit of the key"
+                    )
                 log.info("Creating %s at version %d", path, commit.version)
                 self.wait(self.client.create_async(path, commit.encode(), makepath=True))
                 return "created"

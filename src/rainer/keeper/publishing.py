@@ -104,7 +104,7 @@ class PublishingStorage(Storage):
         done: list[Commit] = []
         for commit in commits:
             try:
-                self.keeper.save(commit)
+                self.keeper.save(commit, self.is_newest)
             except ConcurrentCommitError as exc:
                 # Another server published this key meanwhile; its version wins or is newer.
                 log.info("Not publishing %r: %s", commit, exc)
@@ -118,6 +118,12 @@ class PublishingStorage(Storage):
             else:
                 done.append(commit)
         return done
+
+    def is_newest(self, commit: Commit) -> bool:
+        """True when ``commit`` is still its key's newest in the database (asked by the keeper
+        before it creates a node, so that a late publish cannot bring a deleted key back)."""
+        head = self.delegate.get(commit.key)
+        return head is not None and head.version == commit.version
 
     def _wait_for_mirror(self, published: Sequence[Commit]) -> None:
         newest: dict[str, Commit] = {}
