@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import getpass
+import inspect
 import json
 import os
 import socket
@@ -43,6 +44,12 @@ USER_AGENT = "rainer.rainer-ansible-collection"
 
 
 _CONTEXTS = {}
+
+try:
+    # ansible-core 2.17+ lets a request reuse an SSL context; 2.16 builds one per request
+    REQUEST_TAKES_CONTEXT = "context" in inspect.signature(Request.open).parameters
+except (TypeError, ValueError):  # pragma: no cover
+    REQUEST_TAKES_CONTEXT = False
 
 
 def _tls_context(ca_path, validate_certs, client_cert, client_key):
@@ -253,7 +260,9 @@ class RainerClient:
         all_headers.update(headers or {})
         self.requests += 1
         try:
-            context = _tls_context(self.ca_path, self.validate_certs, self.client_cert, self.client_key)
+            extra = {}
+            if REQUEST_TAKES_CONTEXT:
+                extra["context"] = _tls_context(self.ca_path, self.validate_certs, self.client_cert, self.client_key)
             response = Request().open(
                 method,
                 url,
@@ -267,7 +276,7 @@ class RainerClient:
                 http_agent=USER_AGENT,
                 follow_redirects="safe",
                 use_proxy=True,
-                context=context,
+                **extra
             )
             try:
                 body = response.read()
