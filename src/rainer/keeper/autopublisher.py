@@ -100,6 +100,8 @@ class AutoPublisher:
                 self._closed.wait(0.1)
                 continue
             self._step_down.clear()
+            if self._closed.is_set():  # stop() sets _closed first, then _step_down
+                break
             try:
                 self.election.run(self._lead)
             except Exception as exc:  # lost connection while standing or stepping down
@@ -117,6 +119,8 @@ class AutoPublisher:
         # A suspension that ended before we got the lock is no reason to step down; one that
         # cost us the session is caught by the ownership check below.
         self._step_down.clear()
+        if self._closed.is_set():  # stop() sets _closed first, then _step_down: never lost
+            return
         self._leading.set()
         log.info(
             "Leading the auto-publishers under %s: every %.1f s ± %d%%",
