@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import json
 import sys
+import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -64,13 +66,30 @@ class GranianRainerServer(RainerServer):
         ]
 
 
-def rainer_server(database_url: str | None, stack: str = "uvicorn") -> RainerServer:
+def rainer_server(
+    database_url: str | None, stack: str = "uvicorn", zookeeper: str | None = None
+) -> RainerServer:
     """A server on ``database_url`` (None: SQLite in its temporary folder); not started yet."""
     url = database_url or "sqlite:///rainer.db"
     env = {"RAINER_DATABASE": url, "RAINER_LOG_LEVEL": "warning"}
     if stack == "granian":
         return GranianRainerServer(env=env)
-    return RainerServer(["--database", url, "--log-level", "warning"], env=env)
+    zk = ["--zookeeper", zookeeper] if zookeeper else []
+    return RainerServer(["--database", url, "--log-level", "warning", *zk], env=env)
+
+
+def wait_for_mirror(diary_url: str, timeout: float = 30) -> None:
+    """Wait until head reads of READ_KEY's newest version come from the ZooKeeper mirror."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + timeout
+    while True:
+        with opener.open(f"{diary_url}/{READ_KEY}", timeout=5) as answer:
+            headers = answer.headers
+            if headers.get("X-Rainer-Cached") == "Yes" and headers.get("X-Rainer-Version") == "2":
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError("the ZooKeeper mirror did not catch up with the seeded keys")
+        time.sleep(0.1)
 
 
 def _post(diary_url: str, key: str, version: int) -> None:
