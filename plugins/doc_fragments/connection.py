@@ -56,6 +56,8 @@ options:
     description:
       - Extra HTTP headers sent with every request, for example an C(Authorization) header
         checked by a reverse proxy in front of the server.
+      - Header values are not hidden from the task's logged arguments; set C(no_log) on tasks whose
+        headers carry secrets, or keep them in O(client_cert) and O(client_key) instead.
     type: dict
   retries:
     description:
