@@ -45,8 +45,10 @@ test-collection: $(STAMP)
 
 test: system-packages lint test-server test-collection
 
-bench: system-packages $(STAMP)
+bench: system-packages $(STAMP) ansible-venv
 	$(BIN)/python bench/http_bench.py
+	$(BIN)/python bench/zk_bench.py
+	bash scripts/collection-bench.sh
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
