@@ -15,11 +15,12 @@ from rainer.commit import Commit
 from rainer.keeper.keeper import ConcurrentCommitError, Keeper
 from rainer.keeper.mirror import Mirror
 from rainer.storage.base import Storage
+from rainer.storage.wrapper import StorageWrapper
 
 log = logging.getLogger(__name__)
 
 
-class PublishingStorage(Storage):
+class PublishingStorage(StorageWrapper):
     """A storage that publishes each saved commit to ``keeper`` after ``delegate`` saved it.
 
     With a ``mirror`` of the same tree, a save also waits (at most ``mirror_wait`` seconds)
@@ -40,47 +41,16 @@ class PublishingStorage(Storage):
         mirror: Mirror | None = None,
         mirror_wait: float = 1.0,
     ) -> None:
-        self.delegate = delegate
+        super().__init__(delegate)
         self.keeper = keeper
         self.mirror = mirror
         self.mirror_wait = mirror_wait
         self._warned_disconnected = False  # one warning per outage, not one per commit
 
-    def start(self) -> None:
-        self.delegate.start()
-
-    def stop(self) -> None:
-        self.delegate.stop()
-
-    def heads(self) -> dict[str, Commit]:
-        return self.delegate.heads()
-
-    def non_empty_heads(self) -> dict[str, Commit]:
-        return self.delegate.non_empty_heads()
-
-    def get(self, key: str, version: int | None = None) -> Commit | None:
-        return self.delegate.get(key, version)
-
-    def history(
-        self, key: str, limit: int | None = None, before: int | None = None
-    ) -> list[Commit]:
-        return self.delegate.history(key, limit, before)
-
-    def ping(self) -> None:
-        self.delegate.ping()
-
-    def save(self, commit: Commit) -> None:
-        result = self.save_batch([commit])[0]
-        if result is not None:
-            raise result
-
-    def save_batch(self, commits: Sequence[Commit]) -> list[Exception | None]:
-        results = self.delegate.save_batch(commits)
-        saved = [c for c, error in zip(commits, results, strict=True) if error is None]
+    def after_save(self, saved: list[Commit]) -> None:
         published = self.publish(saved)
         if published and self.mirror is not None:
             self._wait_for_mirror(published)
-        return results
 
     def publish(self, commits: Sequence[Commit]) -> list[Commit]:
         """Publish ``commits`` (already durable), in order; return the ones now in ZooKeeper.

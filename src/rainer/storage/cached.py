@@ -9,13 +9,13 @@ be lost.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 
 from rainer.commit import Commit
 from rainer.storage.base import Storage
+from rainer.storage.wrapper import StorageWrapper
 
 
-class HeadCachingStorage(Storage):
+class HeadCachingStorage(StorageWrapper):
     """A wrapper answering head reads from memory; everything else goes to ``delegate``."""
 
     single_writer = True
@@ -23,7 +23,7 @@ class HeadCachingStorage(Storage):
     def __init__(self, delegate: Storage) -> None:
         if not delegate.single_writer:
             raise ValueError("heads can only be cached for a storage that one process writes")
-        self.delegate = delegate
+        super().__init__(delegate)
         self._lock = threading.Lock()
         self._heads: dict[str, Commit] = {}
         self._non_empty: dict[str, Commit] = {}
@@ -37,9 +37,6 @@ class HeadCachingStorage(Storage):
             self._heads = heads
             self._non_empty = {key: c for key, c in heads.items() if not c.empty}
             self.generation += 1
-
-    def stop(self) -> None:
-        self.delegate.stop()
 
     def heads(self) -> dict[str, Commit]:
         with self._lock:
@@ -70,25 +67,13 @@ class HeadCachingStorage(Storage):
             return []
         return self.delegate.history(key, limit, before)
 
-    def ping(self) -> None:
-        self.delegate.ping()
-
-    def save(self, commit: Commit) -> None:
-        result = self.save_batch([commit])[0]
-        if result is not None:
-            raise result
-
-    def save_batch(self, commits: Sequence[Commit]) -> list[Exception | None]:
-        results = self.delegate.save_batch(commits)
-        saved = [c for c, error in zip(commits, results, strict=True) if error is None]
-        if saved:
-            # Copies are taken under the same lock, so nobody lists a half-applied batch.
-            with self._lock:
-                for commit in saved:
-                    self._heads[commit.key] = commit
-                    if commit.empty:
-                        self._non_empty.pop(commit.key, None)
-                    else:
-                        self._non_empty[commit.key] = commit
-                self.generation += 1
-        return results
+    def after_save(self, saved: list[Commit]) -> None:
+        # Copies are taken under the same lock, so nobody lists a half-applied batch.
+        with self._lock:
+            for commit in saved:
+                self._heads[commit.key] = commit
+                if commit.empty:
+                    self._non_empty.pop(commit.key, None)
+                else:
+                    self._non_empty[commit.key] = commit
+            self.generation += 1

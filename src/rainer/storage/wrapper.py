@@ -1,0 +1,57 @@
+"""A storage wrapped around another, with a hook after every durable save.
+
+The original Rainer's ``withPostSaveHook``: heads kept in memory (``cached``) and publishing to
+ZooKeeper (``keeper.publishing``) are both "save in the delegate, then act on what was saved".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rainer.commit import Commit
+from rainer.storage.base import Storage
+
+
+class StorageWrapper(Storage):
+    """Passes every call to ``delegate``; subclasses act on saved commits in ``after_save``."""
+
+    def __init__(self, delegate: Storage) -> None:
+        self.delegate = delegate
+
+    def start(self) -> None:
+        self.delegate.start()
+
+    def stop(self) -> None:
+        self.delegate.stop()
+
+    def heads(self) -> dict[str, Commit]:
+        return self.delegate.heads()
+
+    def non_empty_heads(self) -> dict[str, Commit]:
+        return self.delegate.non_empty_heads()
+
+    def get(self, key: str, version: int | None = None) -> Commit | None:
+        return self.delegate.get(key, version)
+
+    def history(
+        self, key: str, limit: int | None = None, before: int | None = None
+    ) -> list[Commit]:
+        return self.delegate.history(key, limit, before)
+
+    def ping(self) -> None:
+        self.delegate.ping()
+
+    def save(self, commit: Commit) -> None:
+        result = self.save_batch([commit])[0]
+        if result is not None:
+            raise result
+
+    def save_batch(self, commits: Sequence[Commit]) -> list[Exception | None]:
+        results = self.delegate.save_batch(commits)
+        saved = [c for c, error in zip(commits, results, strict=True) if error is None]
+        if saved:
+            self.after_save(saved)
+        return results
+
+    def after_save(self, saved: list[Commit]) -> None:
+        """Called with the commits of a batch that are now durable, in order."""
