@@ -107,13 +107,13 @@ def rainer_loads(
         url = database and (database.url if name == "reads" else database.create_database(name))
         return stack.enter_context(targets.rainer_server(url, server))
 
-    def sessions(rainer: harness.RainerServer) -> list[int]:
+    def pids(rainer: harness.RainerServer) -> list[int]:
         return [rainer.pid] + ([database.pid] if database else [])
 
     reads = start("reads")
     targets.seed_rainer(reads.diary_url)
     diary, key = reads.diary_url, targets.READ_KEY
-    head = Load(f"{label}: head reads: GET /diary/KEY", f"{diary}/{key}", sessions(reads))
+    head = Load(f"{label}: head reads: GET /diary/KEY", f"{diary}/{key}", pids(reads))
     head.anchor = "etcd range"
     if server != "uvicorn":
         return [head]
@@ -125,21 +125,21 @@ def rainer_loads(
         targets.wait_for_mirror(rainer.diary_url)
         name = f"{label}: head reads from the ZooKeeper mirror (--zookeeper)"
         url = f"{rainer.diary_url}/{key}"
-        mirrored = [Load(name, url, [*sessions(rainer), zookeeper.pid], anchor="etcd range")]
+        mirrored = [Load(name, url, [*pids(rainer), zookeeper.pid], anchor="etcd range")]
     writes = start("writes")
     payload = targets.PAYLOAD.decode()
     return [
         head,
         *mirrored,
-        Load(f"{label}: versioned reads: GET /diary/KEY/1", f"{diary}/{key}/1", sessions(reads),
+        Load(f"{label}: versioned reads: GET /diary/KEY/1", f"{diary}/{key}/1", pids(reads),
              anchor="etcd range"),
         Load(f"{label}: list, {targets.KEYS} keys: GET /diary?payload_base64=yes",
-             f"{diary}?payload_base64=yes", sessions(reads), anchor="etcd range"),
-        Load(f"{label}: commits, 1 writer", writes.url, sessions(writes), "commits.lua",
+             f"{diary}?payload_base64=yes", pids(reads), anchor="etcd range"),
+        Load(f"{label}: commits, 1 writer", writes.url, pids(writes), "commits.lua",
              lambda run: (f"one{run}", payload), connections=1,
              anchor="etcd put, 1 connection"),
         Load(f"{label}: commits, {WRITERS} writers on distinct keys", writes.url,
-             sessions(writes), "commits.lua", lambda run: (f"many{run}", payload),
+             pids(writes), "commits.lua", lambda run: (f"many{run}", payload),
              connections=WRITERS, anchor="etcd put"),
     ]  # fmt: skip
 

@@ -72,7 +72,7 @@ class Load:
 
     name: str
     url: str
-    sessions: list[int]  # session ids of the server's processes (its CPU is not "others")
+    pids: list[int]  # the server's processes; they and their children are not "others"
     script: str | None = None
     args: Callable[[int], tuple[str, ...]] = lambda run: ()
     connections: int | None = None
@@ -98,9 +98,12 @@ def _machine_ticks() -> tuple[int, int]:
     return sum(values) - idle, sum(values)
 
 
-def _session_ticks(sessions: list[int]) -> int:
-    """CPU ticks used by the live processes of ``sessions`` (every thread included)."""
-    total = 0
+def _tree_ticks(roots: list[int]) -> int:
+    """CPU ticks used by the live processes ``roots`` and their descendants (all threads).
+
+    By process tree, not by session: PostgreSQL's backends start sessions of their own.
+    """
+    processes: dict[int, tuple[int, int]] = {}  # pid -> (parent, utime + stime)
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -109,8 +112,16 @@ def _session_ticks(sessions: list[int]) -> int:
                 fields = file.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[3]) in sessions:  # field 6 (session), counted after "pid (comm)"
-            total += int(fields[11]) + int(fields[12])  # utime + stime
+        # after "pid (comm)": state, ppid, ..., utime is field 14 and stime field 15
+        processes[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    ours = set(roots)
+    total = 0
+    for pid, (_, ticks) in processes.items():
+        chain = pid
+        while chain not in ours and chain > 1:
+            chain = processes.get(chain, (0, 0))[0]
+        if chain in ours:
+            total += ticks
     return total
 
 
@@ -143,13 +154,13 @@ def run_wrk(load: Load, settings: Settings, run: int, seconds: int | None = None
         if arguments:
             command += ["--", *arguments]
         busy, total = _machine_ticks()
-        server = _session_ticks(load.sessions)
+        server = _tree_ticks(load.pids)
         wrk = _children_ticks()
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=seconds + 60, check=False
         )
         busy_after, total_after = _machine_ticks()
-        ours = _session_ticks(load.sessions) - server + _children_ticks() - wrk
+        ours = _tree_ticks(load.pids) - server + _children_ticks() - wrk
     others = max(0.0, (busy_after - busy - ours) / max(1, total_after - total))
     for line in done.stdout.splitlines():
         if line.startswith(_MARKER):
