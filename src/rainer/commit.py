@@ -74,7 +74,8 @@ def parse_mtime(text: str) -> datetime:
 
 def now() -> datetime:
     """The current time in UTC, at millisecond precision."""
-    return parse_mtime(datetime.now(UTC).isoformat())
+    current = datetime.now(UTC)
+    return current.replace(microsecond=current.microsecond // 1000 * 1000)
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,7 @@ def test_heads_come_from_one_query(sql_storage):
     for key in ("a", "b", "c", "d"):
         sql_storage.save(make_commit(key, 1))
         sql_storage.save(make_commit(key, 2))
-    engine = sql_storage._engine
+    engine = sql_storage._reader
     assert _count_selects(engine, sql_storage.heads) == 1
     assert _count_selects(engine, sql_storage.non_empty_heads) == 1
 
@@ -180,3 +180,43 @@ def test_database_urls_pick_our_drivers(url, driver):
 def test_unsupported_database_urls_are_refused(url):
     with pytest.raises(ValueError):
         open_storage(url).start()
+
+
+def test_reads_survive_a_database_restart(postgres_server, request, tmp_path):
+    """Reads run without a pre-ping: a connection the server closed is retried once."""
+    from conftest import fresh_database_url
+
+    storage = SqlStorage(fresh_database_url("postgresql", request, tmp_path))
+    storage.start()
+    try:
+        storage.save(make_commit("k", 1, b"before"))
+        assert storage.get("k").payload == b"before"
+        postgres_server.stop()
+        postgres_server.start()
+        assert storage.get("k").payload == b"before"
+        storage.save(make_commit("k", 2, b"after"))
+        assert storage.get("k").payload == b"after"
+    finally:
+        storage.stop()
+
+
+def test_ordering_check_reads_the_head_not_the_history(sql_storage):
+    """Long histories must not slow commits: the check asks each key's max by index."""
+    sql_storage.save_batch([make_commit("long", v) for v in range(1, 201)])
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    engine = sql_storage._engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert sql_storage.save_batch([make_commit("long", 201), make_commit("new", 1)]) == [
+            None,
+            None,
+        ]
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    check = next(s for s in statements if "max(" in s.lower())
+    assert "group by" not in check.lower()
+    assert check.lower().count("max(") == 2

@@ -101,7 +101,9 @@ class SqlStorage(Storage):
         self._write_lock = threading.Lock() if self.single_writer else None
         self._lock_file: int | None = None
         self._engine: Engine | None = None
+        self._reader: Engine | None = None
         self._has_is_empty = True
+        self._maxes_statements: dict[int, sa.Select] = {}
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -110,6 +112,7 @@ class SqlStorage(Storage):
             self._lock_sqlite_file()
         try:
             self._engine = self._create_engine()
+            self._reader = self._create_reader()
             self._prepare_table()
         except NoSuchModuleError as exc:
             raise ValueError(f"no driver for {self.url.drivername}: {exc}") from exc
@@ -118,6 +121,9 @@ class SqlStorage(Storage):
             raise StorageUnavailableError(f"database unavailable: {_reason(exc)}") from exc
 
     def stop(self) -> None:
+        if self._reader is not None and self._reader is not self._engine:
+            self._reader.dispose()
+        self._reader = None
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
@@ -139,8 +145,23 @@ class SqlStorage(Storage):
                 cursor.close()
 
             return engine
+        # Writes check a pooled connection before each batch: a connection that died while
+        # idle must not be discovered at COMMIT, where nobody could tell whether it landed.
         return sa.create_engine(
             self.url, pool_size=self.pool_size, max_overflow=8, pool_pre_ping=True
+        )
+
+    def _create_reader(self) -> Engine:
+        """Reads run in autocommit without a pre-ping: one round trip each instead of five
+        (ping, BEGIN, SELECT, ROLLBACK on return). A dead connection is retried once instead."""
+        assert self._engine is not None
+        if self.single_writer:
+            return self._engine
+        return sa.create_engine(
+            self.url,
+            pool_size=self.pool_size,
+            max_overflow=8,
+            isolation_level="AUTOCOMMIT",
         )
 
     def _lock_sqlite_file(self) -> None:
@@ -207,11 +228,6 @@ class SqlStorage(Storage):
         self._select_max = sa.select(sa.func.max(t.c.version)).where(
             t.c.name == sa.bindparam("key")
         )
-        self._select_maxes = (
-            sa.select(t.c.name, sa.func.max(t.c.version))
-            .where(t.c.name.in_(sa.bindparam("keys", expanding=True)))
-            .group_by(t.c.name)
-        )
         # Rows name their columns, so an old table without is_empty gets no is_empty.
         self._insert = sa.insert(t)
 
@@ -223,11 +239,20 @@ class SqlStorage(Storage):
         return self._engine
 
     def _fetch(self, statement, **params) -> list[Commit]:
-        try:
-            with self._engine_or_fail().connect() as connection:
-                rows = connection.execute(statement, params).all()
-        except DBAPIError as exc:
-            raise StorageUnavailableError(f"database unavailable: {_reason(exc)}") from exc
+        reader = self._reader
+        if reader is None:
+            raise StorageUnavailableError("storage is not started")
+        for attempt in (1, 2):
+            try:
+                with reader.connect() as connection:
+                    rows = connection.execute(statement, params).all()
+                break
+            except DBAPIError as exc:
+                # A pooled connection the server closed (a restart): the pool is invalidated,
+                # and a read is safe to repeat once on a fresh connection.
+                if attempt == 1 and exc.connection_invalidated:
+                    continue
+                raise StorageUnavailableError(f"database unavailable: {_reason(exc)}") from exc
         return [Commit.decode(bytes(row[0])) for row in rows]
 
     def heads(self) -> dict[str, Commit]:
@@ -310,12 +335,32 @@ class SqlStorage(Storage):
             return [error for _ in commits]
         return [self._save_alone(commit) for commit in commits]
 
+    def _maxes(self, count: int) -> sa.Select:
+        """One row holding the newest version of each of ``count`` keys.
+
+        A scalar ``max(version)`` per key is answered from the primary key's index; a single
+        ``GROUP BY name`` over ``name IN (...)`` would read every version of every key.
+        """
+        statement = self._maxes_statements.get(count)
+        if statement is None:
+            t = self._table
+            statement = sa.select(
+                *(
+                    sa.select(sa.func.max(t.c.version))
+                    .where(t.c.name == sa.bindparam(f"k{i}"))
+                    .scalar_subquery()
+                    for i in range(count)
+                )
+            )
+            self._maxes_statements[count] = statement
+        return statement
+
     def _check_order(self, connection, commits: Sequence[Commit]):
-        keys = sorted({commit.key for commit in commits})
-        heads = {
-            _text(name): version
-            for name, version in connection.execute(self._select_maxes, {"keys": keys})
-        }
+        keys = list(dict.fromkeys(commit.key for commit in commits))
+        newest = connection.execute(
+            self._maxes(len(keys)), {f"k{i}": key for i, key in enumerate(keys)}
+        ).one()
+        heads = {key: version for key, version in zip(keys, newest, strict=True) if version}
         results: list[Exception | None] = []
         rows = []
         for commit in commits:
