@@ -11,6 +11,7 @@ over an existing Rainer database::
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -102,6 +103,7 @@ class SqlStorage(Storage):
         self._lock_file: int | None = None
         self._engine: Engine | None = None
         self._reader: Engine | None = None
+        self._writer: sa.Connection | None = None
         self._has_is_empty = True
         self._maxes_statements: dict[int, sa.Select] = {}
 
@@ -121,6 +123,9 @@ class SqlStorage(Storage):
             raise StorageUnavailableError(f"database unavailable: {_reason(exc)}") from exc
 
     def stop(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         if self._reader is not None and self._reader is not self._engine:
             self._reader.dispose()
         self._reader = None
@@ -319,10 +324,21 @@ class SqlStorage(Storage):
                 return self._save_batch(commits)
         return self._save_batch(commits)
 
+    def _writing(self):
+        """A connection for one write transaction.
+
+        With SQLite, writes are serialized by the write lock, so the writer keeps one connection
+        instead of checking one out of the pool (and resetting it) for every batch.
+        """
+        if self._write_lock is None:
+            return self._engine_or_fail().connect()
+        if self._writer is None:
+            self._writer = self._engine_or_fail().connect()
+        return contextlib.nullcontext(self._writer)
+
     def _save_batch(self, commits: Sequence[Commit]) -> list[Exception | None]:
-        engine = self._engine_or_fail()
         try:
-            with engine.begin() as connection:
+            with self._writing() as connection, connection.begin():
                 results, rows = self._check_order(connection, commits)
                 if rows:
                     connection.execute(self._insert, rows)
@@ -375,7 +391,7 @@ class SqlStorage(Storage):
 
     def _save_alone(self, commit: Commit) -> Exception | None:
         try:
-            with self._engine_or_fail().begin() as connection:
+            with self._writing() as connection, connection.begin():
                 results, rows = self._check_order(connection, [commit])
                 if rows:
                     connection.execute(self._insert, rows)
