@@ -122,3 +122,24 @@ def test_a_caller_that_gives_up_does_not_stop_the_writer():
     committer.stop()
     assert first.result() is None
     assert storage.get("k").payload == b"after"
+
+
+def test_coroutines_get_their_answers_once_per_batch():
+    import asyncio
+
+    storage = MemoryStorage()
+    committer = GroupCommitter(storage)
+    committer.start()
+
+    async def scenario():
+        outcomes = await asyncio.gather(
+            *(committer.save_async(make_commit(f"k{n}", 1)) for n in range(50)),
+            committer.save_async(make_commit("k0", 5)),
+            return_exceptions=True,
+        )
+        assert outcomes[:50] == [None] * 50
+        assert isinstance(outcomes[50], CommitOrderingError)
+
+    asyncio.run(scenario())
+    committer.stop()
+    assert len(storage.heads()) == 50

@@ -395,7 +395,7 @@ class RainerApp:
         if self.zookeeper is not None:
             self.zookeeper.check(commit)  # 400/413 for what could never reach ZooKeeper
         try:
-            await asyncio.wrap_future(self.committer.submit(commit))
+            await self.committer.save_async(commit)
         except CommitOrderingError as exc:
             return Response(
                 409,

@@ -8,6 +8,8 @@ order.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -53,6 +55,15 @@ class GroupCommitter:
         """Save ``commit`` through the batcher, waiting for its answer."""
         self.submit(commit).result()
 
+    async def save_async(self, commit: Commit) -> None:
+        """Save ``commit`` from a coroutine; returns once it is durable, or raises its error.
+
+        Answers reach each event loop once per batch rather than once per commit.
+        """
+        future = asyncio.get_running_loop().create_future()
+        self._queue.put((commit, future))
+        await future
+
     def _run(self) -> None:
         stopping = False
         while not stopping:
@@ -71,12 +82,10 @@ class GroupCommitter:
                 batch.append(item)
             self._write(batch)
 
-    def _write(self, batch: list[tuple[Commit, Future]]) -> None:
+    def _write(self, batch: list[tuple[Commit, Future | asyncio.Future]]) -> None:
         # A save whose caller gave up before it started (a client that went away) is dropped:
         # nobody was told it succeeded. Once running, it is saved and answered regardless.
-        batch = [
-            (commit, future) for commit, future in batch if future.set_running_or_notify_cancel()
-        ]
+        batch = [(commit, future) for commit, future in batch if _still_wanted(future)]
         if not batch:
             return
         try:
@@ -84,8 +93,34 @@ class GroupCommitter:
         except Exception as exc:  # every commit in the batch gets the error
             log.exception("saving a batch of %d commits failed", len(batch))
             results = [exc] * len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list] = {}
         for (_, future), error in zip(batch, results, strict=True):
-            if error is None:
+            if isinstance(future, asyncio.Future):
+                by_loop.setdefault(future.get_loop(), []).append((future, error))
+            elif error is None:
                 future.set_result(None)
             else:
                 future.set_exception(error)
+        for loop, answers in by_loop.items():
+            # A closed loop raises RuntimeError: nobody is waiting there any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_answer, answers)
+
+
+def _still_wanted(future: Future | asyncio.Future) -> bool:
+    if isinstance(future, asyncio.Future):
+        # Read from another thread: at worst a save whose caller just left is made anyway,
+        # like one whose answer was lost on the network.
+        return not future.cancelled()
+    return future.set_running_or_notify_cancel()
+
+
+def _answer(answers: list[tuple[asyncio.Future, Exception | None]]) -> None:
+    """On the event loop: complete the futures of one batch."""
+    for future, error in answers:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
