@@ -199,11 +199,11 @@ def app_cpu_per_head_read(hosts: str, folder: Path, requests: int = 50_000) -> d
 
 
 def server_cpu_per_request(load: Load, seconds: int = 3) -> float:
-    """CPU microseconds the Rainer process (its own session only: not PostgreSQL, not
+    """CPU microseconds the Rainer process (its own process tree only: not PostgreSQL, not
     ZooKeeper) spent per request during one more wrk run of ``load``. Unlike requests per
     second, this hardly moves when other processes compete for the machine."""
-    server = load.sessions[:1]
-    before = loads._session_ticks(server)
+    server = load.pids[:1]
+    before = loads._tree_ticks(server)
     done = subprocess.run(
         ["wrk", "-t1", "-c16", f"-d{seconds}s", "--timeout", "5s", load.url],
         capture_output=True,
@@ -211,7 +211,7 @@ def server_cpu_per_request(load: Load, seconds: int = 3) -> float:
         timeout=seconds + 60,
         check=False,
     )
-    used = loads._session_ticks(server) - before
+    used = loads._tree_ticks(server) - before
     found = re.search(r"(\d+) requests in", done.stdout)
     if not found or not int(found.group(1)):
         raise RuntimeError(f"wrk printed no request count:\n{done.stdout}")
