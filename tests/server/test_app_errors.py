@@ -1,0 +1,78 @@
+"""Failures a real server cannot be made to produce on demand, driven through the ASGI app.
+
+An unexpected exception is logged with its traceback and answered with one line and a 500; a
+database that stops answering is a 503 with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from rainer.errors import StorageUnavailableError
+from rainer.server.app import RainerApp
+from rainer.storage.base import Storage
+
+
+class BrokenStorage(Storage):
+    """Answers every read with ``error``; other processes write it (so nothing is cached)."""
+
+    single_writer = False
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def heads(self):
+        raise self.error
+
+    def get(self, key, version=None):
+        raise self.error
+
+    def save(self, commit):
+        raise self.error
+
+
+def request(app: RainerApp, method: str, path: str, body: bytes = b"", headers=()):
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": list(headers),
+    }
+    asyncio.run(app(scope, receive, send))
+    return sent[0]["status"], sent[1]["body"]
+
+
+def test_an_unexpected_error_is_a_logged_500_with_one_line(caplog):
+    app = RainerApp(BrokenStorage(RuntimeError("disk on fire")))
+    app.start()
+    try:
+        with caplog.at_level(logging.ERROR, logger="rainer.server.app"):
+            status, body = request(app, "GET", "/diary/k")
+    finally:
+        app.stop()
+    assert status == 500
+    assert body == b"Internal server error (logged on the server)"
+    record = next(r for r in caplog.records if "GET /diary/k failed" in r.getMessage())
+    assert record.exc_info is not None and "disk on fire" in str(record.exc_info[1])
+
+
+def test_an_unavailable_database_is_503_with_the_reason():
+    app = RainerApp(BrokenStorage(StorageUnavailableError("database unavailable: gone")))
+    app.start()
+    try:
+        assert request(app, "GET", "/diary") == (503, b"database unavailable: gone")
+        status, body = request(app, "POST", "/diary/k/1", b"x", [(b"x-rainer-author", b"a")])
+        assert (status, body) == (503, b"database unavailable: gone")
+    finally:
+        app.stop()
