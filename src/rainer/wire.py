@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import json
 
-from rainer.commit import Commit
+from rainer.commit import Commit, format_mtime
 from rainer.errors import BadRequestError
 
 HEADER_KEY = "X-Rainer-Key"
@@ -75,13 +75,12 @@ def content_type(payload: bytes) -> str:
 
 def commit_headers(commit: Commit) -> list[tuple[str, str]]:
     """The ``X-Rainer-*`` headers describing a commit."""
-    meta = commit.meta()
     return [
         (HEADER_KEY, commit.key),
         (HEADER_VERSION, str(commit.version)),
         (HEADER_AUTHOR, commit.author),
         (HEADER_COMMENT, commit.comment),
-        (HEADER_MTIME, str(meta["mtime"])),
+        (HEADER_MTIME, format_mtime(commit.mtime)),
         (HEADER_EMPTY, "Yes" if commit.empty else "No"),
     ]
 
