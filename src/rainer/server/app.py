@@ -12,6 +12,7 @@ Routes, under the prefix (``/diary`` by default)::
     GET  PREFIX/KEY/history          metadata of every version, newest first (?limit, ?before)
     POST PREFIX/KEY/VERSION          commit
     GET  /healthz                    200 when the storage answers
+    GET  /openapi.json               the OpenAPI description of this API
 
 With ZooKeeper (``rainer serve --zookeeper``, see rainer.keeper.link) commits are published after
 they are durable, and head reads without ``?all`` are answered from the live mirror with
@@ -42,6 +43,7 @@ from rainer.errors import (
     PayloadTooLargeError,
     StorageUnavailableError,
 )
+from rainer.server import openapi
 from rainer.storage.base import Storage
 from rainer.storage.cached import HeadCachingStorage
 from rainer.storage.group_commit import GroupCommitter
@@ -138,6 +140,7 @@ class RainerApp:
         self._list_cache: dict[tuple[bool, bool, bool], bytes] = {}
         self._head_memo: dict[tuple[str, bool], tuple[Commit, Response, Response]] = {}
         self._list_generation = -1
+        self._openapi_response: Response | None = None
         self._started = False
 
     # -- life cycle ------------------------------------------------------------------------
@@ -221,6 +224,9 @@ class RainerApp:
         if path == b"/healthz":
             self._allow(method, "GET")
             return await self._healthz()
+        if path == b"/openapi.json":
+            self._allow(method, "GET")
+            return self._openapi()
         prefix = self._prefix
         if not path.startswith(prefix) or (len(path) > len(prefix) and path[len(prefix)] != 47):
             return text(404, "Not found")
@@ -275,6 +281,13 @@ class RainerApp:
                 200, {"status": "ok", "database": "ok", "zookeeper": self.zookeeper.health()}
             )
         return json_response(200, {"status": "ok", "database": "ok"})
+
+    def _openapi(self) -> Response:
+        if self._openapi_response is None:
+            self._openapi_response = Response(
+                200, openapi.description_json(self.config.prefix), wire.JSON
+            )
+        return self._openapi_response
 
     async def _list(self, params: dict[str, str]) -> Response:
         every = wire.flag(params, "all")
