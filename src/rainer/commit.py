@@ -12,45 +12,65 @@ the original JVM servers also use.
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
-from rainer.errors import BadRequestError
+from rainer.errors import BadRequestError, CorruptCommitError
 
 MAX_KEY_BYTES = 255
 
+# Characters no key may hold, by Unicode category. Control characters and surrogates cannot travel
+# in a URL or a ZooKeeper path; format characters (U+202E right-to-left override, U+200B zero-width
+# space, ...) and line or paragraph separators make two different keys look alike in any listing.
+_REFUSED = {"Cc": "control character", "Cs": "surrogate"}
+_REFUSED_IN_NEW_KEYS = {
+    **_REFUSED,
+    "Cf": "format character",
+    "Zl": "line separator",
+    "Zp": "paragraph separator",
+}
 
-def validate_key(key: str) -> str:
-    """Return ``key`` when it is a valid Rainer key, else raise BadRequestError saying why."""
-    if (
-        key.isascii()
-        and key.isprintable()
-        and "/" not in key
-        and 0 < len(key) <= MAX_KEY_BYTES
-        and key not in (".", "..")
-    ):
-        return key  # the common case, checked in one pass
+
+def validate_key(key: str, new: bool = False) -> str:
+    """Return ``key`` when it is a valid Rainer key, else raise BadRequestError saying why.
+
+    ``new`` is for keys being written: they may not hold format characters or line separators
+    either. Reads accept those, so that keys an older server wrote stay readable.
+    """
     if not key:
         raise BadRequestError("Invalid key: must not be empty")
-    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
-        raise BadRequestError(f"Invalid key: longer than {MAX_KEY_BYTES} bytes in UTF-8")
-    if "/" in key:
-        raise BadRequestError("Invalid key: must not contain '/'")
     if key in (".", ".."):
         raise BadRequestError(f"Invalid key: must not be {key!r}")
+    if "/" in key:
+        raise BadRequestError("Invalid key: must not contain '/'")
+    if key.isascii():
+        if len(key) > MAX_KEY_BYTES:
+            raise BadRequestError(f"Invalid key: longer than {MAX_KEY_BYTES} bytes in UTF-8")
+        if key.isprintable():
+            return key  # the common case: printable ASCII needs no per-character look
+    elif len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        raise BadRequestError(f"Invalid key: longer than {MAX_KEY_BYTES} bytes in UTF-8")
+    refused = _REFUSED_IN_NEW_KEYS if new else _REFUSED
     for char in key:
-        if unicodedata.category(char) in ("Cc", "Cs"):
-            raise BadRequestError(f"Invalid key: contains control character U+{ord(char):04X}")
+        kind = refused.get(unicodedata.category(char))
+        if kind is not None:
+            raise BadRequestError(f"Invalid key: contains {kind} U+{ord(char):04X}")
     return key
 
 
 def format_mtime(mtime: datetime) -> str:
-    """ISO-8601 with milliseconds and zone, as Joda-Time prints it: ``...T00:00:00.002Z``."""
+    """ISO-8601 with milliseconds and zone, as Joda-Time prints it: ``...T00:00:00.002Z``.
+
+    Every field is zero-padded (year 999 is ``0999``), so whatever is written parses back.
+    """
     if mtime.tzinfo is None:
         raise ValueError("mtime must be timezone-aware")
-    millis = mtime.microsecond // 1000
-    text = mtime.strftime("%Y-%m-%dT%H:%M:%S") + f".{millis:03d}"
+    text = (
+        f"{mtime.year:04d}-{mtime.month:02d}-{mtime.day:02d}T"
+        f"{mtime.hour:02d}:{mtime.minute:02d}:{mtime.second:02d}.{mtime.microsecond // 1000:03d}"
+    )
     offset = mtime.utcoffset() or timedelta(0)
     if offset == timedelta(0):
         return text + "Z"
@@ -60,22 +80,87 @@ def format_mtime(mtime: datetime) -> str:
     return f"{text}{sign}{hours:02d}:{minutes:02d}"
 
 
-def parse_mtime(text: str) -> datetime:
-    """Parse an ISO-8601 timestamp with a zone; raise ValueError when it is not one.
+# An ISO-8601 date and time in the extended form, seconds and fraction optional, zone optional
+# (Z, +HH:MM, +HHMM or +HH). ASCII digits only: Python's own parsers accept other scripts' digits.
+_MTIME = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2})"
+    r"(?::([0-9]{2})(?:[.,]([0-9]{1,9}))?)?"
+    r"(Z|z|[+-][0-9]{2}(?::?[0-9]{2})?)?"
+)
 
-    A timestamp without a zone is taken as UTC, as the original's servers ran in UTC. Precision
-    beyond milliseconds is dropped because the wire form cannot carry it.
+
+def parse_mtime(text: str) -> datetime:
+    """Parse an ISO-8601 date and time; raise ValueError when it is not one.
+
+    A time without a zone is taken as UTC, as the original's servers ran in UTC. Precision beyond
+    milliseconds is dropped because the stored form cannot carry it. Whatever this accepts,
+    ``format_mtime`` writes back in a form this accepts again.
     """
-    value = datetime.fromisoformat(text.strip())
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+    match = _MTIME.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"not an ISO-8601 date and time: {text!r}")
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    if zone is None or zone in "Zz":
+        tz = UTC
+    else:
+        digits = zone[1:].replace(":", "")
+        hours, minutes = int(digits[:2]), int(digits[2:] or 0)
+        if hours > 23 or minutes > 59:
+            raise ValueError(f"not a zone offset: {zone!r}")
+        offset = timedelta(hours=hours, minutes=minutes)
+        tz = timezone(-offset if zone[0] == "-" else offset)
+    millis = int((fraction or "0")[:3].ljust(3, "0"))
+    return datetime(
+        int(year),
+        int(month),
+        int(day),
+        int(hour),
+        int(minute),
+        int(second or 0),
+        millis * 1000,
+        tzinfo=tz,
+    )
 
 
 def now() -> datetime:
     """The current time in UTC, at millisecond precision."""
     current = datetime.now(UTC)
     return current.replace(microsecond=current.microsecond // 1000 * 1000)
+
+
+def _meta(
+    key: str, version: int, author: str, comment: str, mtime: datetime, empty: bool
+) -> dict[str, object]:
+    """The metadata dict, in the original's field order."""
+    return {
+        "key": key,
+        "version": version,
+        "author": author,
+        "comment": comment,
+        "mtime": format_mtime(mtime),
+        "empty": empty,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInfo:
+    """A commit without its payload: its metadata and the payload's size in bytes.
+
+    What the server keeps in memory for every head, and all a list or a history without payloads
+    needs, whatever the payloads weigh.
+    """
+
+    key: str
+    version: int
+    author: str
+    comment: str
+    mtime: datetime
+    empty: bool
+    size: int
+
+    def meta(self) -> dict[str, object]:
+        """The metadata dict, in the original's field order."""
+        return _meta(self.key, self.version, self.author, self.comment, self.mtime, self.empty)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,14 +180,21 @@ class Commit:
 
     def meta(self) -> dict[str, object]:
         """The metadata dict, in the original's field order."""
-        return {
-            "key": self.key,
-            "version": self.version,
-            "author": self.author,
-            "comment": self.comment,
-            "mtime": format_mtime(self.mtime),
-            "empty": self.payload is None,
-        }
+        return _meta(
+            self.key, self.version, self.author, self.comment, self.mtime, self.payload is None
+        )
+
+    def info(self) -> CommitInfo:
+        """This commit without its payload."""
+        return CommitInfo(
+            self.key,
+            self.version,
+            self.author,
+            self.comment,
+            self.mtime,
+            self.payload is None,
+            len(self.payload or b""),
+        )
 
     def encode(self) -> bytes:
         """The stored byte form (database column and ZooKeeper node)."""
@@ -113,18 +205,14 @@ class Commit:
     def decode(cls, data: bytes) -> Commit:
         """Parse the stored byte form; raise CorruptCommitError when it is not one."""
         try:
-            length_end = data.index(b"\n")
-            length = int(data[:length_end])
-            header_end = length_end + 1 + length
-            if length < 0 or data[header_end : header_end + 1] != b"\n" or data[-1:] != b"\n":
+            meta, header_end = _decode_header(data)
+            if data[-1:] != b"\n" or len(data) < header_end + 2:
                 raise ValueError("framing does not match the declared header length")
-            meta = json.loads(data[length_end + 1 : header_end])
-            payload = data[header_end + 1 : -1]
             empty = bool(meta.get("empty", False))
             return cls(
                 key=str(meta["key"]),
                 version=int(meta["version"]),
-                payload=None if empty else bytes(payload),
+                payload=None if empty else bytes(data[header_end + 1 : -1]),
                 author=str(meta["author"]),
                 comment=str(meta["comment"]),
                 mtime=parse_mtime(str(meta["mtime"])),
@@ -140,5 +228,48 @@ class Commit:
         )
 
 
-class CorruptCommitError(ValueError):
-    """Bytes that should hold a stored commit do not parse as one."""
+def decode_info(head: bytes, stored_size: int) -> CommitInfo:
+    """A commit's metadata from the first bytes of its stored form, ``stored_size`` long in all.
+
+    Raises IncompleteHeaderError when ``head`` stops inside the header (read more of the row),
+    CorruptCommitError when it is not a stored commit.
+    """
+    try:
+        meta, header_end = _decode_header(head)
+        empty = bool(meta.get("empty", False))
+        size = stored_size - header_end - 2
+        if size < 0 or (empty and size):
+            raise ValueError("framing does not match the declared header length")
+        return CommitInfo(
+            key=str(meta["key"]),
+            version=int(meta["version"]),
+            author=str(meta["author"]),
+            comment=str(meta["comment"]),
+            mtime=parse_mtime(str(meta["mtime"])),
+            empty=empty,
+            size=size,
+        )
+    except IncompleteHeaderError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CorruptCommitError(f"not a stored Rainer commit: {exc}") from exc
+
+
+class IncompleteHeaderError(ValueError):
+    """The bytes given stop before the end of the stored form's header."""
+
+
+def _decode_header(data: bytes) -> tuple[dict, int]:
+    """The header dict of a stored form and the offset of the newline that ends it."""
+    length_end = data.find(b"\n", 0, 12)
+    if length_end < 1 or not data[:length_end].isdigit():
+        raise ValueError("no header length")
+    header_end = length_end + 1 + int(data[:length_end])
+    if len(data) <= header_end:
+        raise IncompleteHeaderError("the header is longer than the bytes given")
+    if data[header_end : header_end + 1] != b"\n":
+        raise ValueError("framing does not match the declared header length")
+    meta = json.loads(data[length_end + 1 : header_end])
+    if not isinstance(meta, dict):
+        raise ValueError("the header is not a JSON object")
+    return meta, header_end

@@ -36,12 +36,36 @@ class CommitOrderingError(RainerError):
         self.expected_version = expected_version
         self.provided_version = provided_version
 
-    def __reduce__(self):  # keeps the error picklable across process pools
-        return (type(self), (self.key, self.expected_version, self.provided_version))
+
+class CorruptCommitError(RainerError, ValueError):
+    """Bytes that should hold a stored commit do not parse as one (HTTP 500 for that commit).
+
+    ``key`` and ``version`` name the row or node when they are known.
+    """
+
+    def __init__(self, message: str, key: str | None = None, version: int | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.version = version
 
 
 class StorageUnavailableError(RainerError):
-    """The backing store cannot be reached (HTTP 503)."""
+    """The backing store cannot be reached (HTTP 503).
+
+    The message may carry the driver's own words, which can name internal hosts: the server logs
+    it and tells clients only that the database is unavailable.
+    """
+
+
+class MissingDependencyError(RainerError):
+    """An optional package a feature needs is not installed (``pip install 'rainer-diary[X]'``)."""
+
+    def __init__(self, feature: str, module: str, extra: str) -> None:
+        super().__init__(
+            f"{feature} needs the Python package {module!r}, which is not installed: "
+            f"pip install 'rainer-diary[{extra}]'"
+        )
+        self.extra = extra
 
 
 class UnreachableError(StorageUnavailableError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import json
 
-from rainer.commit import Commit, format_mtime
+from rainer.commit import Commit, CommitInfo, format_mtime
 from rainer.errors import BadRequestError
 
 HEADER_KEY = "X-Rainer-Key"
@@ -22,6 +22,15 @@ HEADER_CACHED = "X-Rainer-Cached"
 TEXT = "text/plain; charset=UTF-8"
 BINARY = "application/octet-stream"
 JSON = "application/json; charset=UTF-8"
+
+#: Longest author and comment a server takes, in bytes of UTF-8 (longer ones are 431): a header
+#: line over 64 KiB is more than Python's own HTTP client will read back.
+MAX_AUTHOR_BYTES = 1024
+MAX_COMMENT_BYTES = 16 * 1024
+
+#: History pages: how many commits when ``limit`` is not given, and the most it may ask for.
+HISTORY_LIMIT = 100
+HISTORY_LIMIT_MAX = 1000
 
 _YES = frozenset(("yes", "true", "1"))
 _NO = frozenset(("no", "false", "0"))
@@ -53,14 +62,16 @@ def json_body(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode() + b"\r\n"
 
 
-def meta_with_payload(commit: Commit, utf8: bool, b64: bool) -> dict[str, object]:
+def meta_with_payload(
+    info: Commit | CommitInfo, payload: bytes | None, utf8: bool, b64: bool
+) -> dict[str, object]:
     """Metadata plus ``payload_utf8`` and/or ``payload_base64`` when asked and not empty."""
-    meta = commit.meta()
-    if commit.payload is not None:
+    meta = info.meta()
+    if payload is not None and not info.empty:
         if utf8:
-            meta["payload_utf8"] = commit.payload.decode("utf-8", "replace")
+            meta["payload_utf8"] = payload.decode("utf-8", "replace")
         if b64:
-            meta["payload_base64"] = base64.b64encode(commit.payload).decode("ascii")
+            meta["payload_base64"] = base64.b64encode(payload).decode("ascii")
     return meta
 
 
@@ -73,7 +84,7 @@ def content_type(payload: bytes) -> str:
     return TEXT
 
 
-def commit_headers(commit: Commit) -> list[tuple[str, str]]:
+def commit_headers(commit: Commit | CommitInfo) -> list[tuple[str, str]]:
     """The ``X-Rainer-*`` headers describing a commit."""
     return [
         (HEADER_KEY, commit.key),

@@ -33,7 +33,7 @@ class StorageContract:
 
     def test_empty_storage_has_no_heads(self, storage):
         assert storage.heads() == {}
-        assert storage.non_empty_heads() == {}
+        assert storage.head_infos(include_empty=False) == []
         assert storage.get("missing") is None
         assert storage.get("missing", 1) is None
 
@@ -48,7 +48,7 @@ class StorageContract:
         assert storage.get("k", 3) is None
         assert storage.get("k", 0) is None
 
-    def test_heads_hold_the_newest_of_each_key_and_non_empty_heads_skip_tombstones(self, storage):
+    def test_heads_hold_the_newest_of_each_key_and_infos_may_skip_tombstones(self, storage):
         storage.save(make_commit("a", 1))
         storage.save(make_commit("a", 2, b"newer"))
         storage.save(make_commit("b", 1))
@@ -58,13 +58,15 @@ class StorageContract:
         assert {key: c.version for key, c in heads.items()} == {"a": 2, "b": 2, "c": 1}
         assert heads["a"].payload == b"newer"
         assert heads["b"].empty and heads["c"].empty
-        assert set(storage.non_empty_heads()) == {"a"}
+        assert [info.key for info in storage.head_infos(include_empty=False)] == ["a"]
+        assert sorted(info.key for info in storage.head_infos()) == ["a", "b", "c"]
 
     def test_a_key_can_come_back_after_a_tombstone(self, storage):
         storage.save(make_commit("k", 1))
         storage.save(make_commit("k", 2, None))
         storage.save(make_commit("k", 3, b"back"))
-        assert storage.non_empty_heads()["k"].payload == b"back"
+        assert [info.version for info in storage.head_infos(include_empty=False)] == [3]
+        assert storage.get("k").payload == b"back"
 
     @pytest.mark.parametrize("version", [0, 2, -1])
     def test_first_version_must_be_one(self, storage, version):

@@ -71,15 +71,16 @@ def test_publishing_storage_publishes_nothing_the_database_refused(zk_client, zk
 def test_publishing_storage_waits_until_its_mirror_shows_the_commit(zk_clients, zk_path, database):
     """Read-your-writes on one server: once save returns, the server's own mirror has it."""
     client = zk_clients()
-    mirror = Mirror(client, zk_path)
+    keeper = Keeper(client, zk_path)
+    mirror = Mirror(keeper)
     mirror.start()
     try:
-        storage = PublishingStorage(database, Keeper(client, zk_path), mirror)
+        storage = PublishingStorage(database, keeper, mirror)
         for version in range(1, 21):
             storage.save(commit("ryw", version, b"%d" % version))
-            assert mirror.head("ryw").version == version
+            assert mirror.info("ryw").version == version
         storage.save(commit("ryw", 21, None))
-        assert mirror.head("ryw") is None
+        assert mirror.info("ryw") is None
     finally:
         mirror.close()
 

@@ -8,8 +8,8 @@ import pytest
 from storage_contract import make_commit
 
 from rainer.errors import CommitOrderingError, StorageUnavailableError
+from rainer.server.group_commit import GroupCommitter
 from rainer.storage import MemoryStorage
-from rainer.storage.group_commit import GroupCommitter
 from rainer.storage.sql import SqlStorage
 
 

@@ -38,7 +38,7 @@ def race(diaries: list[str], key: str) -> tuple[Counter, list[int]]:
         thread.start()
     for thread in threads:
         thread.join()
-    history = call("GET", f"{diaries[0]}/{key}/history").json()
+    history = call("GET", f"{diaries[0]}/{key}/history?limit=1000").json()
     return statuses, [meta["version"] for meta in history]
 
 

@@ -114,7 +114,7 @@ def test_sigterm_finishes_the_request_in_flight(tmp_path):
     try:
         with socket.create_connection((server.host, server.port), timeout=10) as conn:
             conn.sendall(
-                b"POST /diary/inflight/1 HTTP/1.1\r\nHost: x\r\nX-Rainer-Author: a\r\n"
+                b"POST /diary/inflight/1 HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Rainer-Author: a\r\n"
                 b"Content-Length: 10\r\n\r\nhello"
             )
             time.sleep(0.3)

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from storage_contract import StorageContract, make_commit
 
 from rainer.errors import StorageUnavailableError
-from rainer.storage import HeadCachingStorage, MemoryStorage, open_storage
+from rainer.storage import HeadCache, MemoryStorage, open_storage
 from rainer.storage.sql import SqlStorage, database_url
 
 
@@ -26,10 +26,10 @@ class TestSqlStorage(StorageContract):
         return sql_storage
 
 
-class TestHeadCachingSqliteStorage(StorageContract):
+class TestHeadCacheOnSqlite(StorageContract):
     @pytest.fixture
     def storage(self, tmp_path):
-        storage = HeadCachingStorage(SqlStorage(f"sqlite:///{tmp_path / 'cached.db'}"))
+        storage = HeadCache(SqlStorage(f"sqlite:///{tmp_path / 'cached.db'}"))
         storage.start()
         yield storage
         storage.stop()
@@ -56,7 +56,7 @@ def test_heads_come_from_one_query(sql_storage):
         sql_storage.save(make_commit(key, 2))
     engine = sql_storage._reader
     assert _count_selects(engine, sql_storage.heads) == 1
-    assert _count_selects(engine, sql_storage.non_empty_heads) == 1
+    assert _count_selects(engine, sql_storage.head_infos) == 1
 
 
 def test_stored_rows_have_the_original_form(sql_storage):
@@ -97,9 +97,9 @@ def test_an_existing_table_without_is_empty_still_works(database_url):
     try:
         assert storage.get("legacy", 1) == old
         assert storage.heads() == {"legacy": tomb}
-        assert storage.non_empty_heads() == {}
+        assert storage.head_infos(include_empty=False) == []
         storage.save(make_commit("legacy", 3, b"back"))
-        assert storage.non_empty_heads()["legacy"].payload == b"back"
+        assert storage.head_infos(include_empty=False) == [storage.get("legacy").info()]
     finally:
         storage.stop()
 

@@ -8,9 +8,9 @@ import logging
 import os
 import sys
 
-from rainer.errors import RainerError
-
-ERROR = 1
+from rainer.cli.common import EXIT_ERROR, EXIT_USAGE
+from rainer.errors import MissingDependencyError, RainerError
+from rainer.server import limits
 
 
 def _env(name: str, default: str) -> str:
@@ -52,6 +52,14 @@ def _prefix(text: str) -> str:
     return stripped
 
 
+def _hosts(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip().lower().rstrip(".") for name in text.split(",") if name.strip())
+    for name in names:
+        if name != "*" and not all(part for part in name.removeprefix("*.").split(".")):
+            raise argparse.ArgumentTypeError(f"not a host name or pattern: {name!r}")
+    return names
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "serve",
@@ -89,7 +97,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--max-payload-bytes",
         type=_size,
-        default=_env("MAX_PAYLOAD_BYTES", str(16 * 1024 * 1024)),
+        default=_env("MAX_PAYLOAD_BYTES", str(limits.MAX_PAYLOAD_BYTES)),
         metavar="N",
         help="refuse larger payloads with 413 (%(default)s)",
     )
@@ -133,6 +141,29 @@ def register(subparsers) -> None:
         "ensemble's jute.maxbuffer, 1 MiB by default (%(default)s)",
     )
     parser.add_argument(
+        "--cache-bytes",
+        type=_size,
+        default=_env("CACHE_BYTES", str(limits.CACHE_BYTES)),
+        metavar="N",
+        help="memory for payloads and rendered answers; metadata of every head is kept besides "
+        "(%(default)s)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=_size,
+        default=_env("MAX_CONNECTIONS", str(limits.MAX_CONNECTIONS)),
+        metavar="N",
+        help="open connections served at once; requests beyond them get 503 (%(default)s)",
+    )
+    parser.add_argument(
+        "--allowed-hosts",
+        type=_hosts,
+        default=_env("ALLOWED_HOSTS", ""),
+        metavar="NAMES",
+        help="Host header names to answer besides the default, comma-separated: name, "
+        "*.domain, or * for any (default: loopback names on a loopback address, any otherwise)",
+    )
+    parser.add_argument(
         "--log-level",
         choices=("debug", "info", "warning", "error"),
         default=_env("LOG_LEVEL", "info"),
@@ -149,39 +180,55 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rainer.server.app import RainerApp, ServerConfig
+    from rainer.server.request import LOOPBACK_NAMES, is_loopback
     from rainer.server.runner import run_server
     from rainer.storage import open_storage
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    default_hosts = LOOPBACK_NAMES if is_loopback(args.host) else ("*",)
+    config = ServerConfig(
+        prefix=args.prefix,
+        validate=args.validate,
+        max_payload_bytes=args.max_payload_bytes,
+        cache_bytes=args.cache_bytes,
+        allowed_hosts=default_hosts + args.allowed_hosts,
+    )
     try:
         storage = open_storage(args.database, args.table)
-        link = None
+        view = None
         if args.zookeeper:
-            from rainer.keeper.link import ZooKeeperLink
-
-            link = ZooKeeperLink(
-                args.zookeeper,
-                args.zk_path,
-                publish_period=args.publish_period,
-                session_timeout=args.zk_session_timeout,
-                max_node_bytes=args.zk_max_node_bytes,
-            )
-        app = RainerApp(
-            storage,
-            ServerConfig(
-                prefix=args.prefix,
-                validate=args.validate,
-                max_payload_bytes=args.max_payload_bytes,
-            ),
-            zookeeper=link,
-        )
+            storage = _with_zookeeper(storage, args)
+            view = storage.mirror
+        app = RainerApp(storage, config, view=view)
         app.start()
+    except MissingDependencyError as exc:
+        print(f"rainer serve: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except (RainerError, ValueError) as exc:
         print(f"rainer serve: error: {exc}", file=sys.stderr)
-        return ERROR
+        return EXIT_ERROR
     try:
-        return run_server(app, args.host, args.port, args.log_level, args.access_log)
+        return run_server(
+            app, args.host, args.port, args.log_level, args.access_log, args.max_connections
+        )
     finally:
         app.stop()
+
+
+def _with_zookeeper(database, args: argparse.Namespace):
+    try:
+        from rainer.keeper.link import ZooKeeperLink
+    except ImportError as exc:
+        if exc.name is None or not exc.name.startswith("kazoo"):
+            raise
+        raise MissingDependencyError("--zookeeper", "kazoo", "zookeeper") from None
+    return ZooKeeperLink(
+        database,
+        args.zookeeper,
+        args.zk_path,
+        publish_period=args.publish_period,
+        session_timeout=args.zk_session_timeout,
+        max_node_bytes=args.zk_max_node_bytes,
+    )

@@ -4,7 +4,8 @@
 - ``mirror.Mirror`` is a live, read-only view of those nodes fed by watches;
 - ``publishing.PublishingStorage`` publishes every commit after it is durable in the database;
 - ``autopublisher.AutoPublisher`` heals ZooKeeper from the database, on one elected leader;
-- ``link.ZooKeeperLink`` is what ``rainer serve --zookeeper`` runs: all of the above on one client.
+- ``link.ZooKeeperLink`` is what ``rainer serve --zookeeper`` runs: the database published, with
+  its mirror and auto-publisher, all on one client and one keeper.
 
 kazoo is an optional dependency (``pip install rainer-diary[zookeeper]``); only this package
 imports it.

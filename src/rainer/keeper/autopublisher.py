@@ -142,8 +142,7 @@ class AutoPublisher:
 
     def _is_newest(self, commit: Commit) -> bool:
         # The heads were read at the start of the round; a key may have been deleted since.
-        head = self.storage.get(commit.key)
-        return head is not None and head.version == commit.version
+        return self.storage.head_version(commit.key) == commit.version
 
     def _holds_lock(self) -> bool:
         """True when our lock node exists and belongs to our current session: a lock won on a
@@ -162,7 +161,7 @@ class AutoPublisher:
         """Publish every database head (empty ones delete their node); returns how many nodes
         changed. A key another server just moved on is skipped until the next round."""
         changed = 0
-        for commit in self.storage.heads().values():
+        for commit in self.storage.iter_heads():
             if self._step_down.is_set():
                 break
             try:

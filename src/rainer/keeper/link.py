@@ -1,5 +1,11 @@
-"""What ``rainer serve --zookeeper`` runs: one kazoo client shared by the keeper, the mirror, the
-publishing storage and the auto-publisher, started and stopped together with the server."""
+"""What ``rainer serve --zookeeper`` runs, built in one place as the original's ``Rainers.create``
+did: one kazoo client and one keeper, shared by the publishing storage, the mirror and the
+auto-publisher, all started and stopped with the storage.
+
+    storage = ZooKeeperLink(database, "zk1:2181,zk2:2181")
+    storage.start()          # the database, then ZooKeeper, the mirror and the election
+    storage.mirror           # the head view the server reads from
+"""
 
 from __future__ import annotations
 
@@ -21,6 +27,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PATH = "/rainer"
 DEFAULT_SESSION_TIMEOUT = 10.0
+#: How long stopping waits for the auto-publisher and the mirror to let go of ZooKeeper.
+STOP_WAIT = 2.0
 
 
 def make_client(hosts: str, session_timeout: float = DEFAULT_SESSION_TIMEOUT) -> KazooClient:
@@ -37,12 +45,17 @@ def make_client(hosts: str, session_timeout: float = DEFAULT_SESSION_TIMEOUT) ->
     )
 
 
-class ZooKeeperLink:
-    """The server's ZooKeeper side. ``wrap`` the storage before the server starts it; ``start``
-    after it (the auto-publisher reads the database); ``stop`` before it."""
+class ZooKeeperLink(PublishingStorage):
+    """``database``, publishing every durable save to ZooKeeper, with the live ``mirror`` of the
+    tree (the server's head view) and an auto-publisher standing for election.
+
+    ``start`` starts the database first (the auto-publisher reads it), then connects; ``stop``
+    lets go of ZooKeeper first, then stops the database.
+    """
 
     def __init__(
         self,
+        database: Storage,
         hosts: str,
         path: str = DEFAULT_PATH,
         publish_period: float = DEFAULT_PERIOD,
@@ -52,33 +65,36 @@ class ZooKeeperLink:
     ) -> None:
         """``connect_timeout`` (how long ``start`` waits for ZooKeeper) defaults to one and a
         half session timeouts, at least 5 s."""
+        client = make_client(hosts, session_timeout)
+        keeper = Keeper(client, path)
+        mirror = Mirror(keeper)
+        super().__init__(database, keeper, mirror)
+        self.mirror: Mirror = mirror
         self.hosts = hosts
+        self.client = client
         self.publish_period = publish_period
         self.max_node_bytes = max_node_bytes
         self.connect_timeout = connect_timeout or max(5.0, 1.5 * session_timeout)
-        self.client = make_client(hosts, session_timeout)
-        self.keeper = Keeper(self.client, path)
-        self.mirror = Mirror(self.client, path)
         self.publisher: AutoPublisher | None = None
-        self._database: Storage | None = None
-        self._started = False
-
-    def wrap(self, storage: Storage) -> PublishingStorage:
-        """``storage`` publishing every save; the auto-publisher reads ``storage`` itself."""
-        self._database = storage
-        return PublishingStorage(storage, self.keeper, self.mirror)
+        self._connected = False
 
     def check(self, commit: Commit) -> None:
         """Refuse (400/413) a commit that could never be published; see check_publishable."""
+        self.delegate.check(commit)
         check_publishable(commit, self.max_node_bytes)
 
     def start(self) -> None:
-        """Connect, fill the mirror and stand for election. Raises StorageUnavailableError when
-        ZooKeeper does not answer: a server must not answer head reads from an empty mirror."""
-        if self._started:
-            return
-        if self._database is None:
-            raise RuntimeError("wrap() the storage before starting the ZooKeeper link")
+        """Start the database, connect, fill the mirror and stand for election. Raises
+        StorageUnavailableError when ZooKeeper does not answer: a server must not answer head
+        reads from an empty mirror."""
+        self.delegate.start()
+        try:
+            self._connect()
+        except BaseException:
+            self.delegate.stop()
+            raise
+
+    def _connect(self) -> None:
         try:
             self.client.start(timeout=self.connect_timeout)
         except KazooTimeoutError as exc:
@@ -88,47 +104,53 @@ class ZooKeeperLink:
             ) from exc
         try:
             self.mirror.start(timeout=self.connect_timeout)
-            self.publisher = AutoPublisher(self.keeper, self._database, self.publish_period)
+            self.publisher = AutoPublisher(self.keeper, self.delegate, self.publish_period)
             self.publisher.start()
         except Exception as exc:
-            self.mirror.close()
+            self.mirror.close(0)
             self.client.stop()
             self.client.close()
             if isinstance(exc, TimeoutError):
                 raise StorageUnavailableError(str(exc)) from exc
             raise
-        self._started = True
+        self._connected = True
         log.info(
             "ZooKeeper %s: mirroring %s, %d heads",
             self.hosts,
             self.keeper.data_path,
-            len(self.mirror.heads()),
+            len(self.mirror.infos()),
         )
 
     def stop(self) -> None:
-        if not self._started:
-            return
-        self._started = False
-        # With ZooKeeper up, the publisher hands over the lock at once. With ZooKeeper gone its
-        # requests wait for a connection that may never come, so only signal the threads, then
-        # stop the client (which fails every waiting request) and wait for them after that.
-        wait = 5.0 if self.client.connected else 0.0
+        if self._connected:
+            self._connected = False
+            self._disconnect()
+        self.delegate.stop()
+
+    def _disconnect(self) -> None:
+        # With ZooKeeper up, the publisher hands over the lock at once. With ZooKeeper gone or
+        # reconnecting its requests wait for a connection that may never come, so signal the
+        # threads, give them a moment, then stop the client (which fails every waiting request)
+        # and wait for them after that: each wait is bounded, whatever ZooKeeper's state.
+        wait = STOP_WAIT if self.client.connected else 0.0
         if self.publisher is not None:
             self.publisher.stop(wait)
         self.mirror.close(wait)
         self.client.stop()
         self.client.close()
         if self.publisher is not None:
-            self.publisher.stop(5.0)
-        self.mirror.close(5.0)
+            self.publisher.stop(STOP_WAIT)
+        self.mirror.close(STOP_WAIT)
 
-    def health(self) -> dict[str, object]:
-        """What /healthz reports: connection state, leadership, mirror size and rebuilds."""
+    def status(self) -> dict[str, object]:
+        """What /healthz adds: connection state, leadership, mirror size and rebuilds."""
         publisher = self.publisher
         return {
-            "state": str(self.client.state).lower(),
-            "connected": self.client.connected,
-            "leader": bool(publisher and publisher.is_leader),
-            "heads": len(self.mirror.heads()) if self.mirror.synced else None,
-            "rebuilds": self.mirror.rebuilds,
+            "zookeeper": {
+                "state": str(self.client.state).lower(),
+                "connected": self.client.connected,
+                "leader": bool(publisher and publisher.is_leader),
+                "heads": len(self.mirror.infos()) if self.mirror.synced else None,
+                "rebuilds": self.mirror.rebuilds,
+            }
         }

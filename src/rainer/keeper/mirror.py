@@ -26,17 +26,16 @@ import threading
 import time
 from collections.abc import Callable
 
-from kazoo.client import KazooClient, KazooState
+from kazoo.client import KazooState
 from kazoo.exceptions import NoNodeError
 from kazoo.protocol.states import EventType, WatchedEvent
 
-from rainer.commit import Commit, CorruptCommitError
+from rainer.commit import CommitInfo
+from rainer.errors import CorruptCommitError
 from rainer.keeper.keeper import Keeper, decode_node
+from rainer.storage.head_view import HeadView
 
 log = logging.getLogger(__name__)
-
-#: ``listener(key, commit)`` after each change; ``commit`` is None when the key left the mirror.
-Listener = Callable[[str, Commit | None], None]
 
 _LIST = ("list",)
 _RESYNC = ("resync",)
@@ -44,29 +43,31 @@ _STOP = ("stop",)
 _RETRY_SECONDS = 1.0
 
 
-class Mirror:
-    """Every non-empty head under the keeper's path, kept current.
+class Mirror(HeadView):
+    """The metadata of every non-empty head under the keeper's path, kept current: the head view
+    of a server in a cluster.
 
-    ``start()`` returns once the mirror is complete; reads (``head``, ``heads``) are plain
+    ``start()`` returns once the mirror is complete; reads (``info``, ``infos``) are plain
     dictionary lookups, cheap enough for an event loop.
     """
 
-    def __init__(self, client: KazooClient, path: str) -> None:
-        self.client = client
-        self.keeper = Keeper(client, path)
-        self._heads: dict[str, Commit] = {}
+    cached = True
+    complete = False  # no tombstones, and keys may arrive late: the database answers for those
+
+    def __init__(self, keeper: Keeper) -> None:
+        self.client = keeper.client
+        self.keeper = keeper
+        self._heads: dict[str, CommitInfo] = {}
         #: keys whose node we have read (and watch), including corrupt ones
         self._known: set[str] = set()
         self._changed = threading.Condition()
-        self._listeners: list[Listener] = []
         self._work: queue.SimpleQueue[tuple[str, ...]] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="rainer-mirror", daemon=True)
         self._synced = threading.Event()
         self._needs_resync = False
         self._closed = False
-        #: Bumped on every change, so callers can cache what they derive from the heads.
-        self.generation = 0
-        #: How many full rebuilds ran (the first one included); tests and /healthz read it.
+        self._generation = 0
+        #: How many full rebuilds ran (the first one included); /healthz reports it.
         self.rebuilds = 0
 
     # -- life cycle ------------------------------------------------------------------------
@@ -100,27 +101,18 @@ class Mirror:
 
     # -- reads -----------------------------------------------------------------------------
 
-    def head(self, key: str) -> Commit | None:
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def info(self, key: str) -> CommitInfo | None:
         """The newest commit of ``key`` as last seen in ZooKeeper; None when it has no node."""
         return self._heads.get(key)
 
-    def heads(self) -> dict[str, Commit]:
-        """A consistent copy of every head (all non-empty)."""
+    def infos(self, include_empty: bool = False) -> dict[str, CommitInfo]:
+        """A consistent copy of every head (the mirror holds no tombstones)."""
         with self._changed:
             return dict(self._heads)
-
-    def subscribe(self, listener: Listener) -> Callable[[], None]:
-        """Call ``listener(key, commit_or_None)`` after every change, from the mirror's thread;
-        returns a function that unsubscribes. Listeners must be quick and must not raise."""
-        with self._changed:
-            self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            with self._changed:
-                if listener in self._listeners:
-                    self._listeners.remove(listener)
-
-        return unsubscribe
 
     def wait_for(self, predicate: Callable[[Mirror], bool], timeout: float) -> bool:
         """Wait until ``predicate(self)`` holds (checked after each change); False on timeout."""
@@ -188,7 +180,7 @@ class Mirror:
             (name, self.client.get_async(f"{data_path}/{name}", watch=self._on_node))
             for name in names
         ]
-        fresh: dict[str, Commit] = {}
+        fresh: dict[str, CommitInfo] = {}
         known: set[str] = set()
         for name, result in pending:
             try:
@@ -200,7 +192,7 @@ class Mirror:
             if commit is not None:
                 fresh[name] = commit
         with self._changed:
-            changes: list[tuple[str, Commit | None]] = [
+            changes: list[tuple[str, CommitInfo | None]] = [
                 (key, None) for key in self._heads if key not in fresh
             ]
             changes += [(k, c) for k, c in fresh.items() if self._heads.get(k) != c]
@@ -208,7 +200,7 @@ class Mirror:
             self._known = known
             self.rebuilds += 1
             self._bump(changes)
-        self._publish(changes)
+        _log_changes(changes)
         log.info("ZooKeeper mirror of %s rebuilt: %d heads", data_path, len(fresh))
         self._synced.set()
 
@@ -236,7 +228,9 @@ class Mirror:
             return
         self._apply(key, self._parse(key, data), known=True)
 
-    def _parse(self, key: str, data: bytes) -> Commit | None:
+    def _parse(self, key: str, data: bytes) -> CommitInfo | None:
+        """The metadata of the commit in ``key``'s node (the commit itself goes to
+        ``on_commit``); None for a node that is corrupt or holds an empty commit."""
         try:
             commit = decode_node(key, data)
         except CorruptCommitError as exc:
@@ -248,9 +242,11 @@ class Mirror:
         if commit.empty:
             log.warning("Leaving out node %s: it holds an empty commit", self.keeper.znode(key))
             return None
-        return commit
+        if self.on_commit is not None:
+            self.on_commit(commit)
+        return commit.info()
 
-    def _apply(self, key: str, commit: Commit | None, known: bool) -> None:
+    def _apply(self, key: str, commit: CommitInfo | None, known: bool) -> None:
         with self._changed:
             if known:
                 self._known.add(key)
@@ -263,27 +259,19 @@ class Mirror:
             else:
                 self._heads[key] = commit
             self._bump([(key, commit)])
-        self._publish([(key, commit)])
+        _log_changes([(key, commit)])
 
-    def _bump(self, changes: list[tuple[str, Commit | None]]) -> None:
+    def _bump(self, changes: list[tuple[str, CommitInfo | None]]) -> None:
         # Called holding the lock, in the same step as the change: a reader that reads the
         # generation before the heads can never file old heads under a new generation.
         if changes:
-            self.generation += 1
+            self._generation += 1
             self._changed.notify_all()
 
-    def _publish(self, changes: list[tuple[str, Commit | None]]) -> None:
-        if not changes:
-            return
-        with self._changed:
-            listeners = list(self._listeners)
-        for key, commit in changes:
-            if commit is None:
-                log.info("Mirror: %s removed", key)
-            else:
-                log.info("Mirror: %r", commit)
-            for listener in listeners:
-                try:
-                    listener(key, commit)
-                except Exception:
-                    log.exception("A mirror listener failed on %s", key)
+
+def _log_changes(changes: list[tuple[str, CommitInfo | None]]) -> None:
+    for key, info in changes:
+        if info is None:
+            log.debug("Mirror: %r removed", key)
+        else:
+            log.debug("Mirror: %r at version %d", key, info.version)

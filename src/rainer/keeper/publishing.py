@@ -28,8 +28,8 @@ class PublishingStorage(StorageWrapper):
     server right after its 200 sees its own commit. The wait only observes: it never writes into
     the mirror, which therefore still only ever moves forward.
 
-    ``single_writer`` is False on purpose: with ZooKeeper on, the mirror is the head source, so
-    the server does not keep a second copy of the heads (``HeadCachingStorage``).
+    ``single_writer`` is False on purpose: with ZooKeeper on, the mirror is the head view, so
+    the server does not keep a second copy of the heads (``HeadCache``).
     """
 
     single_writer = False
@@ -92,8 +92,7 @@ class PublishingStorage(StorageWrapper):
     def is_newest(self, commit: Commit) -> bool:
         """True when ``commit`` is still its key's newest in the database (asked by the keeper
         before it creates a node, so that a late publish cannot bring a deleted key back)."""
-        head = self.delegate.get(commit.key)
-        return head is not None and head.version == commit.version
+        return self.delegate.head_version(commit.key) == commit.version
 
     def _wait_for_mirror(self, published: Sequence[Commit]) -> None:
         newest: dict[str, Commit] = {}
@@ -104,7 +103,7 @@ class PublishingStorage(StorageWrapper):
 
         def caught_up(view: Mirror) -> bool:
             for key, commit in newest.items():
-                head = view.head(key)
+                head = view.info(key)
                 if commit.empty:
                     if head is not None and head.version <= commit.version:
                         return False

@@ -1,62 +1,69 @@
 """The HTTP API: a bare ASGI application serving the original Rainer's wire contract.
 
 No web framework: routing is a split of the path, and the hot paths (head reads from memory) run
-on the event loop without a thread hop. Anything that touches the database runs in a thread pool;
-commits go through the group committer, which answers once the commit is durable.
+on the event loop without a thread hop. Anything that touches the database, renders a large body
+or parses a payload runs in a worker thread; commits go through the group committer, which
+answers once the commit is durable.
 
 Routes, under the prefix (``/diary`` by default)::
 
     GET  PREFIX                      heads (?all, ?payload_utf8, ?payload_base64)
     GET  PREFIX/KEY[/VERSION]        payload, with X-Rainer-* headers
     GET  PREFIX/KEY[/VERSION]/meta   metadata JSON
-    GET  PREFIX/KEY/history          metadata of every version, newest first (?limit, ?before)
+    GET  PREFIX/KEY/history          metadata of the versions, newest first, a page at a time
     POST PREFIX/KEY/VERSION          commit
     GET  /healthz                    200 when the storage answers
     GET  /openapi.json               the OpenAPI description of this API
 
-With ZooKeeper (``rainer serve --zookeeper``, see rainer.keeper.link) commits are published after
-they are durable, and head reads without ``?all`` are answered from the live mirror with
-``X-Rainer-Cached: Yes``; a key the mirror lacks (new, or a tombstone) is read from the database.
+Heads are read from the server's head view when it has one (``rainer.storage.head_view``): the
+head cache of a single-writer database, or the ZooKeeper mirror, whose answers carry
+``X-Rainer-Cached: Yes``. Payloads and rendered answers are kept within ``--cache-bytes``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote
-
-import yaml
+from typing import Any
+from urllib.parse import quote
 
 from rainer import commit as commits
 from rainer import wire
-from rainer.commit import Commit
+from rainer.commit import Commit, CommitInfo
 from rainer.errors import (
     BadRequestError,
     CommitOrderingError,
+    CorruptCommitError,
     NotFoundError,
     PayloadTooLargeError,
     StorageUnavailableError,
 )
-from rainer.server import openapi
+from rainer.server import limits, listing, openapi, validation
+from rainer.server.commit_cache import CommitCache
+from rainer.server.group_commit import GroupCommitter
+from rainer.server.request import (
+    INT_MAX,
+    LOOPBACK_NAMES,
+    Query,
+    decode,
+    host_allowed,
+    host_name,
+    parse_version,
+    rainer_headers,
+)
+from rainer.server.responses import Response, encode_headers, json_response, text
 from rainer.storage.base import Storage
-from rainer.storage.cached import HeadCachingStorage
-from rainer.storage.group_commit import GroupCommitter
-
-if TYPE_CHECKING:  # kazoo is optional: only a server run with --zookeeper imports it
-    from rainer.keeper.link import ZooKeeperLink
+from rainer.storage.cached import HeadCache
+from rainer.storage.head_view import HeadView
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_PAYLOAD_BYTES = 16 * 1024 * 1024  # the original's MEDIUMBLOB column
-_INTEGER = re.compile(r"-?[0-9]{1,10}")
-_INT_MAX = 2**31 - 1
-_HEAD_MEMO_SIZE = 100_000  # rendered head responses kept; cleared whole when full
+_CACHED = encode_headers([(wire.HEADER_CACHED, "Yes")])
+_UNAVAILABLE_LOG_EVERY = 10.0  # seconds between two log lines about an unavailable database
 
 
 @dataclass(frozen=True)
@@ -65,82 +72,71 @@ class ServerConfig:
 
     prefix: str = "/diary"
     validate: str = "none"  # none | json | yaml
-    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    max_payload_bytes: int = limits.MAX_PAYLOAD_BYTES
+    #: the memory budget for payloads and rendered answers (see commit_cache)
+    cache_bytes: int = limits.CACHE_BYTES
+    #: Host header names accepted (see request.host_allowed); the default suits loopback
+    allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES
+    #: longest wait for the next piece of a request body
+    body_timeout: float = limits.BODY_TIMEOUT
 
 
-class Response:
-    """A whole response: status, body bytes and headers, encoded once when it is built."""
+class Refused(Exception):
+    """A request answered with a status of its own (405, 408, 421, 431), and headers."""
 
-    __slots__ = ("body", "headers", "status")
+    def __init__(self, status: int, message: str, headers: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = list(headers)
+
+
+class Streamed:
+    """A response whose body is made a chunk at a time in a worker thread (sent chunked)."""
+
+    __slots__ = ("chunks", "first", "headers", "status")
 
     def __init__(
-        self, status: int, body: bytes, content_type: str, headers: list[tuple[str, str]] = ()
+        self, status: int, first: list[bytes], chunks: Generator[bytes], content_type: str
     ) -> None:
         self.status = status
-        self.body = body
-        self.headers = encode_headers([("content-type", content_type), *headers])
-
-
-def encode_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    return [(name.encode("latin-1"), _header_value(value)) for name, value in headers]
-
-
-def text(status: int, message: str) -> Response:
-    return Response(status, message.encode(), wire.TEXT)
-
-
-def json_response(status: int, value: object) -> Response:
-    return Response(status, wire.json_body(value), wire.JSON)
-
-
-def parse_version(text_: str) -> int:
-    """A version from a URL: a 32-bit integer, as the original's Int, else BadRequestError."""
-    if not _INTEGER.fullmatch(text_) or abs(int(text_)) > _INT_MAX:
-        raise BadRequestError(f"Invalid version: {text_!r} is not an integer")
-    return int(text_)
-
-
-def parse_positive(params: dict[str, str], name: str) -> int | None:
-    value = params.get(name)
-    if value is None:
-        return None
-    if not value.isdigit() or not 1 <= int(value) <= _INT_MAX:
-        raise BadRequestError(f"Invalid '{name}' parameter (should be a positive integer)")
-    return int(value)
-
-
-def _header_value(value: str) -> bytes:
-    # Header values cannot carry line breaks; UTF-8 passes through as the original's Jetty did.
-    return value.replace("\r", " ").replace("\n", " ").replace("\x00", " ").encode("utf-8")
+        self.first = first
+        self.chunks = chunks
+        self.headers = encode_headers([("content-type", content_type)])
 
 
 class RainerApp:
-    """The ASGI application. Owns the storage's life cycle through ASGI lifespan events."""
+    """The ASGI application. Owns the storage's life cycle through ASGI lifespan events.
+
+    ``view`` is where heads are read from: given for a cluster (the ZooKeeper mirror); made here,
+    as a head cache, for a storage no other process writes; otherwise none, and every read asks
+    the storage.
+    """
 
     def __init__(
         self,
         storage: Storage,
         config: ServerConfig | None = None,
-        zookeeper: ZooKeeperLink | None = None,
+        view: HeadView | None = None,
     ) -> None:
         self.config = config or ServerConfig()
-        self.zookeeper = zookeeper
-        # With ZooKeeper the mirror is the head source, so no HeadCachingStorage: the publishing
-        # wrapper sees every save after the database made it durable.
-        self.mirror = zookeeper.mirror if zookeeper is not None else None
-        if zookeeper is not None:
-            storage = zookeeper.wrap(storage)
-        elif storage.single_writer and not isinstance(storage, HeadCachingStorage):
-            storage = HeadCachingStorage(storage)
+        if view is None and storage.single_writer:
+            storage = storage if isinstance(storage, HeadCache) else HeadCache(storage)
+            view = storage
         self.storage = storage
-        self.cache = storage if isinstance(storage, HeadCachingStorage) else None
+        self.view = view
+        self.cache = CommitCache(self.config.cache_bytes)
+        if view is not None:
+            view.on_commit = self.cache.put  # what the view sees is likely to be read next
         self.committer = GroupCommitter(storage)
         self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="rainer-storage")
+        self.validator = (
+            validation.Validator(self.config.validate) if self.config.validate != "none" else None
+        )
+        self._validating = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rainer-validate")
         self._prefix = self.config.prefix.rstrip("/").encode()
-        self._list_cache: dict[tuple[bool, bool, bool], bytes] = {}
-        self._head_memo: dict[tuple[str, bool], tuple[Commit, Response, Response]] = {}
-        self._list_generation = -1
         self._openapi_response: Response | None = None
+        self._hosts: dict[bytes, bool] = {}
+        self._unavailable_logged = 0.0
         self._started = False
 
     # -- life cycle ------------------------------------------------------------------------
@@ -148,21 +144,16 @@ class RainerApp:
     def start(self) -> None:
         if not self._started:
             self.storage.start()
-            if self.zookeeper is not None:
-                try:
-                    self.zookeeper.start()
-                except BaseException:
-                    self.storage.stop()
-                    raise
             self.committer.start()
             self._started = True
 
     def stop(self) -> None:
         if self._started:
             self.committer.stop()
+            if self.validator is not None:
+                self.validator.close()
+            self._validating.shutdown(wait=True)
             self.executor.shutdown(wait=True)
-            if self.zookeeper is not None:
-                self.zookeeper.stop()
             self.storage.stop()
             self._started = False
 
@@ -173,7 +164,7 @@ class RainerApp:
                 try:
                     await asyncio.get_running_loop().run_in_executor(None, self.start)
                 except Exception as exc:
-                    log.exception("startup failed")
+                    log.error("startup failed: %s", exc)
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
@@ -190,80 +181,118 @@ class RainerApp:
                 response = await self._route(scope, receive)
             except BadRequestError as exc:
                 response = text(400, str(exc))
-            except _MethodNotAllowed as exc:
-                response = text(405, f"Method not allowed: use {exc}")
-                response.headers += encode_headers([("allow", str(exc))])
+            except Refused as exc:
+                response = text(exc.status, str(exc), exc.headers)
             except NotFoundError as exc:
                 response = text(404, str(exc) or "Not found")
             except PayloadTooLargeError as exc:
                 response = text(413, str(exc))
             except StorageUnavailableError as exc:
-                log.error("%s %s: %s", scope["method"], scope["path"], exc)
-                response = text(503, str(exc))
+                self._log_unavailable(scope, exc)
+                response = text(503, "Database unavailable")
+            except CorruptCommitError as exc:
+                # The storage logged the row once; the client learns which commit it was.
+                response = text(500, _unreadable(exc))
             except Exception:
-                log.exception("%s %s failed", scope["method"], scope["path"])
+                log.exception("%s %s failed", scope["method"], scope["path"][:200])
                 response = text(500, "Internal server error (logged on the server)")
             await self._send(scope, send, response)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 
-    async def _send(self, scope, send, response: Response) -> None:
+    async def _send(self, scope, send, response: Response | Streamed) -> None:
+        head = scope["method"] == "HEAD"
+        if isinstance(response, Streamed):
+            start = {"type": "http.response.start", "status": response.status}
+            await send({**start, "headers": response.headers})
+            try:
+                if not head:
+                    for chunk in response.first:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    async for chunk in self._chunks(response.chunks):
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            finally:
+                response.chunks.close()
+            await send({"type": "http.response.body", "body": b""})
+            return
         body = response.body
         headers = [(b"content-length", b"%d" % len(body)), *response.headers]
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        if scope["method"] == "HEAD":
-            body = b""
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": b"" if head else body})
+
+    async def _chunks(self, chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        while True:
+            chunk = await loop.run_in_executor(self.executor, next, chunks, None)
+            if chunk is None:
+                return
+            yield chunk
+
+    def _log_unavailable(self, scope, exc: StorageUnavailableError) -> None:
+        # One line per outage every few seconds, not one per request.
+        now = time.monotonic()
+        if now - self._unavailable_logged >= _UNAVAILABLE_LOG_EVERY:
+            self._unavailable_logged = now
+            log.error("%s %s: %s", scope["method"], scope["path"][:200], exc)
 
     # -- routing ---------------------------------------------------------------------------
 
-    async def _route(self, scope, receive) -> Response:
+    async def _route(self, scope, receive) -> Response | Streamed:
+        self._check_host(scope)
         path: bytes = scope.get("raw_path") or scope["path"].encode()
         path = path.split(b"?", 1)[0]
         method = scope["method"]
         if path == b"/healthz":
-            self._allow(method, "GET")
+            _allow(method, "GET")
             return await self._healthz()
         if path == b"/openapi.json":
-            self._allow(method, "GET")
+            _allow(method, "GET")
             return self._openapi()
         prefix = self._prefix
-        if not path.startswith(prefix) or (len(path) > len(prefix) and path[len(prefix)] != 47):
-            return text(404, "Not found")
+        if not path.startswith(prefix) or (len(path) > len(prefix) and path[len(prefix)] != 0x2F):
+            raise NotFoundError("Not found")
         rest = path[len(prefix) + 1 :]
         if not rest:
-            self._allow(method, "GET")
-            return await self._list(_params(scope))
-        parts = [_segment(part) for part in rest.split(b"/")]
-        if "" in parts:
-            return text(404, "Not found")
+            _allow(method, "GET")
+            return await self._list(Query(scope["query_string"]))
+        parts = [decode(part, "path") for part in rest.split(b"/")]
+        if "" in parts or len(parts) > 3:
+            raise NotFoundError("Not found")
         key = commits.validate_key(parts[0])
         if len(parts) == 1:
-            self._allow(method, "GET")
+            _allow(method, "GET")
             return await self._get(key, None, meta=False)
         if len(parts) == 2:
             if parts[1] == "meta":
-                self._allow(method, "GET")
+                _allow(method, "GET")
                 return await self._get(key, None, meta=True)
             if parts[1] == "history":
-                self._allow(method, "GET")
-                return await self._history(key, _params(scope))
+                _allow(method, "GET")
+                return await self._history(key, Query(scope["query_string"]))
             version = parse_version(parts[1])
             if method == "POST":
                 return await self._post(scope, receive, key, version)
-            self._allow(method, "GET", "POST")
+            _allow(method, "GET", "POST")
             return await self._get(key, version, meta=False)
-        if len(parts) == 3 and parts[2] == "meta":
+        if parts[2] == "meta":
             version = parse_version(parts[1])
-            self._allow(method, "GET")
+            _allow(method, "GET")
             return await self._get(key, version, meta=True)
-        return text(404, "Not found")
+        raise NotFoundError("Not found")
 
-    @staticmethod
-    def _allow(method: str, *allowed: str) -> None:
-        if method in allowed or (method == "HEAD" and "GET" in allowed):
-            return
-        raise _MethodNotAllowed(allowed)
+    def _check_host(self, scope) -> None:
+        """Refuse Host names the server was not told to answer for: a page that rebinds its own
+        name to 127.0.0.1 must not reach a server on loopback (DNS rebinding)."""
+        for name, value in scope["headers"]:
+            if name == b"host":
+                allowed = self._hosts.get(value)
+                if allowed is None:
+                    allowed = host_allowed(host_name(value), self.config.allowed_hosts)
+                    if len(self._hosts) < 256:
+                        self._hosts[value] = allowed
+                if not allowed:
+                    raise Refused(421, "Host not allowed: start the server with --allowed-hosts")
+                return
 
     async def _in_thread(self, function: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
@@ -274,139 +303,178 @@ class RainerApp:
         try:
             await self._in_thread(self.storage.ping)
         except StorageUnavailableError as exc:
-            return json_response(503, {"status": "unavailable", "database": str(exc)})
-        if self.zookeeper is not None:
-            # Still 200 without ZooKeeper: commits are journaled and published once it is back.
-            return json_response(
-                200, {"status": "ok", "database": "ok", "zookeeper": self.zookeeper.health()}
-            )
-        return json_response(200, {"status": "ok", "database": "ok"})
+            log.warning("health check: %s", exc)
+            return json_response(503, {"status": "unavailable", "database": "unavailable"})
+        # Still 200 without ZooKeeper: commits are journaled and published once it is back.
+        return json_response(200, {"status": "ok", "database": "ok", **self.storage.status()})
 
     def _openapi(self) -> Response:
         if self._openapi_response is None:
-            self._openapi_response = Response(
-                200, openapi.description_json(self.config.prefix), wire.JSON
-            )
+            body = openapi.description_json(self.config.prefix)
+            self._openapi_response = Response(200, body, wire.JSON)
         return self._openapi_response
 
-    async def _list(self, params: dict[str, str]) -> Response:
-        every = wire.flag(params, "all")
-        utf8 = wire.flag(params, "payload_utf8")
-        b64 = wire.flag(params, "payload_base64")
-        if self.mirror is not None and not every:  # the mirror holds no empty commits
-            # Read the generation before the heads, so a body is never filed as newer than it is.
-            if self._list_generation != self.mirror.generation:
-                self._list_cache = {}
-                self._list_generation = self.mirror.generation
-            body = self._list_cache.get((every, utf8, b64))
-            if body is None:
-                body = self._list_cache[every, utf8, b64] = _list_body(
-                    self.mirror.heads(), utf8, b64
-                )
-            return Response(200, body, wire.JSON, [(wire.HEADER_CACHED, "Yes")])
-        if self.cache is not None:
-            # The body only changes with the heads: keep it per flag combination.
-            if self._list_generation != self.cache.generation:
-                self._list_cache = {}
-                self._list_generation = self.cache.generation
-            body = self._list_cache.get((every, utf8, b64))
-            if body is None:
-                heads = self.cache.heads() if every else self.cache.non_empty_heads()
-                body = self._list_cache[every, utf8, b64] = _list_body(heads, utf8, b64)
-            return Response(200, body, wire.JSON)
-        heads = await self._in_thread(self.storage.heads if every else self.storage.non_empty_heads)
-        return Response(200, _list_body(heads, utf8, b64), wire.JSON)
-
     async def _get(self, key: str, version: int | None, meta: bool) -> Response:
-        if self.mirror is not None and version is None:
-            mirrored = self.mirror.head(key)
-            if mirrored is not None:
-                return self._rendered(mirrored, meta, cached=True)
-        if self.cache is None:
+        view = self.view
+        if version is None:
+            if view is not None:
+                info = view.info(key)
+                if info is not None:
+                    response = await self._answer(info, meta)
+                    return response if not view.cached else _with_cached(response)
+                if view.complete:
+                    raise NotFoundError("Key not found")
+            # No view, or a key the mirror lacks (a tombstone, or not seen yet): the database.
+            found = await self._in_thread(self.storage.get, key)
+            if found is None:
+                raise NotFoundError("Key not found")
+            entry = self.cache.put(found)
+            return entry.meta_response() if meta else entry.payload_response()
+        if version < 1 or (view is not None and view.complete and _beyond_head(view, key, version)):
+            raise NotFoundError("Key not found")
+        entry = self.cache.get(key, version)
+        if entry is None or entry.commit is None:
             found = await self._in_thread(self.storage.get, key, version)
             if found is None:
-                return text(404, "Key not found")
-            return _commit_response(found, meta)
-        found = self.cache.head(key)
-        if found is None:
-            return text(404, "Key not found")
-        if version is not None and version != found.version:
-            older = 1 <= version < found.version
-            found = await self._in_thread(self.storage.get, key, version) if older else None
-            if found is None:
-                return text(404, "Key not found")
-            return _commit_response(found, meta)
-        return self._rendered(found, meta, cached=False)
+                raise NotFoundError("Key not found")
+            entry = self.cache.put(found)
+        return entry.meta_response() if meta else entry.payload_response()
 
-    def _rendered(self, head: Commit, meta: bool, cached: bool) -> Response:
-        """The response for a head held in memory, rendered once per head and reused.
+    async def _answer(self, info: CommitInfo, meta: bool) -> Response:
+        """The answer for a head the view knows, its payload fetched when not in memory."""
+        entry = self.cache.entry(info)
+        if meta:
+            return entry.meta_response()
+        if entry.commit is None:
+            found = await self._in_thread(self.storage.get, info.key, info.version)
+            if found is None:  # the database lost what the view saw: nothing to answer with
+                raise NotFoundError("Key not found")
+            entry = self.cache.put(found)
+        return entry.payload_response()
 
-        Head reads are the hot path: rendering the headers and the metadata JSON costs more
-        than the rest of the request, and a head only changes when a commit replaces it.
-        """
-        memo = self._head_memo.get((head.key, cached))
-        if memo is None or memo[0] is not head:
-            extra = [(wire.HEADER_CACHED, "Yes")] if cached else []
-            memo = (head, _commit_response(head, False, extra), _commit_response(head, True, extra))
-            if len(self._head_memo) >= _HEAD_MEMO_SIZE:
-                self._head_memo.clear()
-            self._head_memo[head.key, cached] = memo
-        return memo[2] if meta else memo[1]
+    async def _list(self, query: Query) -> Response | Streamed:
+        every = query.flag("all")
+        utf8 = query.flag("payload_utf8")
+        b64 = query.flag("payload_base64")
+        view = self.view
+        if view is not None and (view.complete or not every):
+            # Read the generation before the heads, so a body is never filed as newer than it is.
+            generation = view.generation
+            flags = (every, utf8, b64)
+            body = self.cache.list_body(generation, flags)
+            if body is None:
+                rendered = await self._in_thread(
+                    self._render, lambda: view.infos(every), listing.render_list, utf8, b64
+                )
+                if isinstance(rendered, Streamed):
+                    return rendered
+                body = rendered
+                self.cache.put_list_body(generation, flags, body)
+            response = Response(200, body, wire.JSON)
+            return _with_cached(response) if view.cached else response
+        rendered = await self._in_thread(
+            self._render,
+            lambda: {info.key: info for info in self.storage.head_infos(every)},
+            listing.render_list,
+            utf8,
+            b64,
+        )
+        return rendered if isinstance(rendered, Streamed) else Response(200, rendered, wire.JSON)
 
-    async def _history(self, key: str, params: dict[str, str]) -> Response:
-        limit = parse_positive(params, "limit")
-        before = parse_positive(params, "before")
-        utf8 = wire.flag(params, "payload_utf8")
-        b64 = wire.flag(params, "payload_base64")
-        found = await self._in_thread(self.storage.history, key, limit, before)
-        if not found:
-            # An empty page of an existing key is a 200; a key with no commits is a 404.
-            if self.cache is not None:
-                head = self.cache.head(key)
+    def _render(
+        self,
+        source: Callable[[], dict[str, CommitInfo]],
+        render: Callable[..., Generator[bytes]],
+        utf8: bool,
+        b64: bool,
+    ) -> bytes | Streamed:
+        """In a worker thread: the body of a list, whole when it fits the cache's largest entry,
+        else the part made so far and the rest to come, streamed."""
+        infos = source()
+        ordered = [infos[key] for key in sorted(infos)]
+        return self._whole_or_streamed(render(ordered, self._payloads, utf8, b64))
+
+    def _whole_or_streamed(self, chunks: Generator[bytes]) -> bytes | Streamed:
+        made: list[bytes] = []
+        size = 0
+        for chunk in chunks:
+            made.append(chunk)
+            size += len(chunk)
+            if size > self.cache.max_entry_bytes:
+                return Streamed(200, made, chunks, wire.JSON)
+        return b"".join(made)
+
+    def _payloads(self, infos: Sequence[CommitInfo]) -> dict[tuple[str, int], bytes | None]:
+        """In a worker thread: the payloads of ``infos``, from memory or in one database read."""
+        found: dict[tuple[str, int], bytes | None] = {}
+        wanted = []
+        for info in infos:
+            entry = self.cache.get(info.key, info.version)
+            if info.empty:
+                found[info.key, info.version] = None
+            elif entry is not None and entry.commit is not None:
+                found[info.key, info.version] = entry.commit.payload
             else:
-                head = await self._in_thread(self.storage.get, key, None)
-            if head is None:
-                return text(404, "Key not found")
-        return json_response(200, [wire.meta_with_payload(c, utf8, b64) for c in found])
+                wanted.append((info.key, info.version))
+        if wanted:
+            for name, commit in self.storage.get_many(wanted).items():
+                found[name] = commit.payload
+        return found
+
+    async def _history(self, key: str, query: Query) -> Response | Streamed:
+        limit = query.number("limit", 1, wire.HISTORY_LIMIT_MAX, wire.HISTORY_LIMIT)
+        assert limit is not None
+        before = query.number("before", 1, INT_MAX)
+        utf8 = query.flag("payload_utf8")
+        b64 = query.flag("payload_base64")
+        # One more than the page, to know whether there is a next page.
+        infos = await self._in_thread(self.storage.history_infos, key, limit + 1, before)
+        if not infos and await self._in_thread(self.storage.head_version, key) is None:
+            # An empty page of an existing key is a 200; a key with no commits is a 404.
+            raise NotFoundError("Key not found")
+        page = infos[:limit]
+        headers: list[tuple[str, str]] = []
+        if len(infos) > limit:
+            query_text = f"before={page[-1].version}&limit={limit}"
+            query_text += "&payload_utf8=yes" if utf8 else ""
+            query_text += "&payload_base64=yes" if b64 else ""
+            target = f"{self.config.prefix.rstrip('/')}/{quote(key, safe='')}/history?{query_text}"
+            headers.append(("Link", f'<{target}>; rel="next"'))
+        rendered = await self._in_thread(
+            self._whole_or_streamed, listing.render_history(page, self._payloads, utf8, b64)
+        )
+        if isinstance(rendered, Streamed):
+            rendered.headers += encode_headers(headers)
+            return rendered
+        return Response(200, rendered, wire.JSON, headers)
 
     # -- writes ----------------------------------------------------------------------------
 
     async def _post(self, scope, receive, key: str, version: int) -> Response:
-        headers = _headers(scope)
+        commits.validate_key(key, new=True)
+        headers = rainer_headers(scope["headers"])
         if headers.get("x-rainer-key", key) != key:
             raise BadRequestError("X-Rainer-Key must match URL key, or be omitted")
         sent_version = headers.get("x-rainer-version")
         if sent_version is not None and sent_version.strip() != str(version):
             raise BadRequestError("X-Rainer-Version must match URL version, or be omitted")
-        author = headers.get("x-rainer-author")
-        if author is None:
-            raise BadRequestError("Missing header: X-Rainer-Author")
-        comment = headers.get("x-rainer-comment", "")
+        author = _author(headers.get("x-rainer-author"))
+        comment = _comment(headers.get("x-rainer-comment", ""))
         empty = wire.parse_yes_no(headers.get("x-rainer-empty", "no"))
         if empty is None:
             raise BadRequestError("Malformed header: X-Rainer-Empty (should be yes or no)")
-        mtime_text = headers.get("x-rainer-modified-time")
-        if mtime_text is None:
-            mtime = commits.now()
-        else:
-            try:
-                mtime = commits.parse_mtime(mtime_text)
-            except ValueError:
-                raise BadRequestError(
-                    "Malformed header: X-Rainer-Modified-Time (should be ISO-8601, "
-                    "e.g. 2014-02-11T14:01:28.839-08:00)"
-                ) from None
+        mtime = _mtime(headers.get("x-rainer-modified-time"))
         body = await self._read_body(headers, receive)
         if empty:
             if body:
                 raise BadRequestError("Empty payload required with X-Rainer-Empty")
             payload = None
         else:
-            self._validate(body)
+            if self.validator is not None:
+                await self._validate(body)
             payload = body
         commit = Commit(key, version, payload, author, comment, mtime)
-        if self.zookeeper is not None:
-            self.zookeeper.check(commit)  # 400/413 for what could never reach ZooKeeper
+        self.storage.check(commit)  # 400/413 for what could never be stored or published
         try:
             await self.committer.save_async(commit)
         except CommitOrderingError as exc:
@@ -420,12 +488,22 @@ class RainerApp:
     async def _read_body(self, headers: dict[str, str], receive) -> bytes:
         limit = self.config.max_payload_bytes
         declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if (
+            declared is not None
+            and declared.isascii()
+            and declared.isdigit()
+            and int(declared) > limit
+        ):
             raise PayloadTooLargeError(f"Payload too large: more than {limit} bytes")
         chunks: list[bytes] = []
         size = 0
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.config.body_timeout)
+            except TimeoutError:
+                raise Refused(
+                    408, f"Request timeout: no payload bytes for {self.config.body_timeout:g} s"
+                ) from None
             if message["type"] == "http.disconnect":
                 raise BadRequestError("Client went away before the whole payload arrived")
             chunk = message.get("body", b"")
@@ -436,62 +514,82 @@ class RainerApp:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    def _validate(self, payload: bytes) -> None:
-        if self.config.validate == "none":
-            return
-        try:
-            if self.config.validate == "json":
-                json.loads(payload)
-            else:
-                yaml.safe_load(payload)
-        except (ValueError, yaml.YAMLError) as exc:
-            reason = " ".join(str(exc).split())
-            raise BadRequestError(f"Malformed input: {reason}") from None
+    async def _validate(self, payload: bytes) -> None:
+        assert self.validator is not None
+        # Large payloads wait for a parsing process on their own threads, never on the storage's.
+        pool = self.executor if len(payload) <= validation.INLINE_BYTES else self._validating
+        loop = asyncio.get_running_loop()
+        reason = await loop.run_in_executor(pool, self.validator.check, payload)
+        if reason is not None:
+            raise BadRequestError(f"Malformed input: {reason}")
 
 
-class _MethodNotAllowed(Exception):
-    def __init__(self, allowed: tuple[str, ...]) -> None:
-        super().__init__(", ".join(allowed))
-        self.allowed = allowed
+def _allow(method: str, *allowed: str) -> None:
+    if method in allowed or (method == "HEAD" and "GET" in allowed):
+        return
+    names = ", ".join(allowed)
+    raise Refused(405, f"Method not allowed: use {names}", [("Allow", names)])
 
 
-def _segment(raw: bytes) -> str:
-    if b"%" not in raw and raw.isascii():
-        return raw.decode("ascii")
+def _beyond_head(view: HeadView, key: str, version: int) -> bool:
+    """True when a complete view shows ``key`` has no commit at ``version``."""
     try:
-        return unquote(raw.decode("utf-8"), errors="strict")
-    except UnicodeError:
-        raise BadRequestError("Invalid path: not percent-encoded UTF-8") from None
+        head = view.info(key)
+    except CorruptCommitError as exc:  # the head is unreadable, but its version is known
+        return exc.version is not None and version > exc.version
+    return head is None or version > head.version
 
 
-def _params(scope) -> dict[str, str]:
-    query = scope.get("query_string", b"")
-    if not query:
-        return {}
-    return dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+def _with_cached(response: Response) -> Response:
+    """The same answer, saying it was drawn from the ZooKeeper mirror."""
+    return response.with_headers(_CACHED)
 
 
-def _headers(scope) -> dict[str, str]:
-    found = {}
-    for name, value in scope["headers"]:
-        try:
-            found[name.decode("latin-1").lower()] = value.decode("utf-8")
-        except UnicodeDecodeError:
-            found[name.decode("latin-1").lower()] = value.decode("latin-1")
-    return found
+def _unreadable(exc: CorruptCommitError) -> str:
+    if exc.key is None:
+        return "Unreadable commit (logged on the server)"
+    return f"Unreadable commit: key {exc.key!r} version {exc.version} (logged on the server)"
 
 
-def _commit_response(
-    commit: Commit, meta: bool, extra: list[tuple[str, str]] | None = None
-) -> Response:
-    if meta:
-        return Response(200, wire.json_body(commit.meta()), wire.JSON, extra or [])
-    payload = commit.payload or b""
-    headers = wire.commit_headers(commit) + (extra or [])
-    return Response(200, payload, wire.content_type(payload), headers)
+def _author(value: str | None) -> str:
+    if value is None:
+        raise BadRequestError("Missing header: X-Rainer-Author")
+    if not value.strip():
+        raise BadRequestError("Invalid header: X-Rainer-Author must not be empty")
+    _check_length(value, wire.HEADER_AUTHOR, wire.MAX_AUTHOR_BYTES)
+    _check_characters(value, wire.HEADER_AUTHOR, allow_tab=False)
+    return value
 
 
-def _list_body(heads: dict[str, Commit], utf8: bool, b64: bool) -> bytes:
-    return wire.json_body(
-        {key: wire.meta_with_payload(heads[key], utf8, b64) for key in sorted(heads)}
-    )
+def _comment(value: str) -> str:
+    _check_length(value, wire.HEADER_COMMENT, wire.MAX_COMMENT_BYTES)
+    _check_characters(value, wire.HEADER_COMMENT, allow_tab=True)
+    return value
+
+
+def _check_length(value: str, header: str, limit: int) -> None:
+    if len(value) > limit // 4 and len(value.encode("utf-8")) > limit:
+        raise Refused(431, f"Header too large: {header} is longer than {limit} bytes")
+
+
+def _check_characters(value: str, header: str, allow_tab: bool) -> None:
+    # Shown in listings, logs and terminals: control characters could rewrite what is shown.
+    if value.isprintable():
+        return
+    for char in value:
+        if (char < " " and not (allow_tab and char == "\t")) or "\x7f" <= char < "\xa0":
+            raise BadRequestError(
+                f"Invalid header: {header} contains control character U+{ord(char):04X}"
+            )
+
+
+def _mtime(value: str | None):
+    if value is None:
+        return commits.now()
+    try:
+        return commits.parse_mtime(value)
+    except ValueError:
+        raise BadRequestError(
+            "Malformed header: X-Rainer-Modified-Time (should be ISO-8601, "
+            "e.g. 2014-02-11T14:01:28.839-08:00)"
+        ) from None

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
 _SEND_AT_ONCE_BYTES = 64 * 1024
 
 
@@ -50,10 +48,3 @@ class CoalescingTransport:
     def __getattr__(self, name: str):
         # Everything else (is_closing, get_extra_info, pause_reading, ...) is the transport's.
         return getattr(self._transport, name)
-
-
-class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol on a coalescing transport."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]

@@ -1,10 +1,10 @@
 """Journaled commit storage: the interface and its implementations."""
 
 from rainer.storage.base import Storage
-from rainer.storage.cached import HeadCachingStorage
+from rainer.storage.cached import HeadCache
 from rainer.storage.memory import MemoryStorage
 
-__all__ = ["HeadCachingStorage", "MemoryStorage", "Storage", "open_storage"]
+__all__ = ["HeadCache", "MemoryStorage", "Storage", "open_storage"]
 
 
 def open_storage(url: str, table: str = "rainer") -> Storage:

@@ -1,21 +1,33 @@
 """The storage interface: every version of every key, journaled.
 
 Implementations: ``memory.MemoryStorage`` (tests, embedding), ``sql.SqlStorage`` (SQLite,
-PostgreSQL, MySQL/MariaDB) and ``cached.HeadCachingStorage`` (a wrapper for a storage that only
-this process writes).
+PostgreSQL, MySQL/MariaDB) and ``http.HttpStorage`` (another Rainer server); wrappers in
+``wrapper``, ``cached`` and ``rainer.keeper.publishing`` act after each save.
+
+Reads come in two weights. ``head_infos`` and ``history_infos`` give metadata and sizes only, so
+listing a store of large payloads costs memory in proportion to its keys, not its bytes; ``get``,
+``get_many`` and ``history`` bring payloads, and callers fetch them a bounded batch at a time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
-from rainer.commit import Commit
+from rainer.commit import Commit, CommitInfo
+from rainer.errors import CorruptCommitError
+
+#: Called with each stored commit that cannot be read (the storage has logged it already).
+OnUnreadable = Callable[[CorruptCommitError], None]
+
+#: How many payload bytes ``iter_heads`` fetches at once.
+BATCH_BYTES = 4 * 1024 * 1024
 
 
 class Storage:
     """Journaled commit storage, safe to call from many threads at once.
 
-    Subclasses implement ``heads``, ``get`` and ``save``; the rest has working defaults.
+    Subclasses implement ``heads``, ``get`` and ``save``; the rest has working defaults, which
+    storages that can do better override.
     """
 
     #: True when no other process writes this storage, so this process may cache its heads.
@@ -28,16 +40,59 @@ class Storage:
         """Release resources."""
 
     def heads(self) -> dict[str, Commit]:
-        """The newest commit of every key, empty ones included."""
+        """The newest commit of every key, empty ones included, payloads and all.
+
+        Holds every head payload at once: callers that may meet a large store use
+        ``head_infos`` and ``iter_heads`` instead.
+        """
         raise NotImplementedError
 
-    def non_empty_heads(self) -> dict[str, Commit]:
-        """The newest commit of every key whose newest commit is not empty."""
-        return {key: commit for key, commit in self.heads().items() if not commit.empty}
+    def head_infos(
+        self, include_empty: bool = True, on_unreadable: OnUnreadable | None = None
+    ) -> list[CommitInfo]:
+        """The metadata of every key's newest commit (tombstones only with ``include_empty``).
+
+        A head that cannot be read is left out and passed to ``on_unreadable``.
+        """
+        return [c.info() for c in self.heads().values() if include_empty or not c.empty]
+
+    def iter_heads(self, include_empty: bool = True) -> Iterator[Commit]:
+        """Every head with its payload, fetched about ``BATCH_BYTES`` at a time."""
+        infos = self.head_infos(include_empty)
+        for batch in batches(infos, BATCH_BYTES):
+            found = self.get_many([(info.key, info.version) for info in batch])
+            for info in batch:
+                commit = found.get((info.key, info.version))
+                if commit is not None:
+                    yield commit
 
     def get(self, key: str, version: int | None = None) -> Commit | None:
-        """The newest commit of ``key``, or its commit at ``version``; None when there is none."""
+        """The newest commit of ``key``, or its commit at ``version``; None when there is none.
+
+        Raises CorruptCommitError when the stored commit cannot be read.
+        """
         raise NotImplementedError
+
+    def head_version(self, key: str) -> int | None:
+        """The version of ``key``'s newest commit, or None when it has none."""
+        head = self.get(key)
+        return None if head is None else head.version
+
+    def get_many(self, wanted: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Commit]:
+        """The commits at each (key, version) of ``wanted`` that exist and can be read."""
+        found: dict[tuple[str, int], Commit] = {}
+        for key, version in wanted:
+            try:
+                commit = self.get(key, version)
+            except CorruptCommitError:
+                continue
+            if commit is not None:
+                found[key, version] = commit
+        return found
+
+    def check(self, commit: Commit) -> None:
+        """Raise BadRequestError or PayloadTooLargeError for a commit this storage could never
+        take whatever its version; called before a commit is queued for saving."""
 
     def save(self, commit: Commit) -> None:
         """Journal ``commit`` durably.
@@ -65,7 +120,10 @@ class Storage:
     def history(
         self, key: str, limit: int | None = None, before: int | None = None
     ) -> list[Commit]:
-        """Commits of ``key``, newest first, with versions below ``before`` when it is given."""
+        """Commits of ``key``, newest first, with versions below ``before`` when it is given.
+
+        Commits that cannot be read are left out (and logged).
+        """
         head = self.get(key)
         if head is None:
             return []
@@ -74,11 +132,38 @@ class Storage:
         for version in range(top, 0, -1):
             if limit is not None and len(found) >= limit:
                 break
-            commit = head if version == head.version else self.get(key, version)
+            try:
+                commit = head if version == head.version else self.get(key, version)
+            except CorruptCommitError:
+                continue
             if commit is not None:
                 found.append(commit)
         return found
 
+    def history_infos(
+        self, key: str, limit: int | None = None, before: int | None = None
+    ) -> list[CommitInfo]:
+        """``history`` without the payloads."""
+        return [commit.info() for commit in self.history(key, limit, before)]
+
     def ping(self) -> None:
-        """Raise when the storage does not answer; used by the health check."""
-        self.get("\x00healthz")
+        """Raise StorageUnavailableError when the storage does not answer (the health check)."""
+        self.head_version("healthz")
+
+    def status(self) -> dict[str, object]:
+        """What the health check reports beside the database (ZooKeeper, for example)."""
+        return {}
+
+
+def batches(infos: Sequence[CommitInfo], max_bytes: int) -> Iterator[Sequence[CommitInfo]]:
+    """``infos`` cut into runs whose payloads add up to at most ``max_bytes`` (at least one
+    commit each), so that fetching them one run at a time bounds the memory it takes."""
+    start = 0
+    total = 0
+    for index, info in enumerate(infos):
+        if index > start and total + info.size > max_bytes:
+            yield infos[start:index]
+            start, total = index, 0
+        total += info.size
+    if start < len(infos):
+        yield infos[start:]

@@ -3,77 +3,96 @@
 With SQLite exactly one process writes (``SqlStorage`` holds a lock on the file), so the heads it
 has saved are the true heads, and head reads can be answered without touching the database. Every
 head is updated only after its save is durable, so a reader never sees a commit that could still
-be lost.
+be lost. Only metadata is kept (see ``head_view``); payloads stay in the database.
 """
 
 from __future__ import annotations
 
 import threading
 
-from rainer.commit import Commit
+from rainer.commit import Commit, CommitInfo
+from rainer.errors import CorruptCommitError
 from rainer.storage.base import Storage
+from rainer.storage.head_view import HeadView
 from rainer.storage.wrapper import StorageWrapper
 
 
-class HeadCachingStorage(StorageWrapper):
-    """A wrapper answering head reads from memory; everything else goes to ``delegate``."""
+class HeadCache(StorageWrapper, HeadView):
+    """A wrapper that keeps the metadata of every head in memory, as the head view of a server
+    whose storage no other process writes."""
 
     single_writer = True
+    complete = True
 
     def __init__(self, delegate: Storage) -> None:
         if not delegate.single_writer:
             raise ValueError("heads can only be cached for a storage that one process writes")
         super().__init__(delegate)
         self._lock = threading.Lock()
-        self._heads: dict[str, Commit] = {}
-        self._non_empty: dict[str, Commit] = {}
-        #: Bumped on every change, so callers can cache what they derive from the heads.
-        self.generation = 0
+        self._infos: dict[str, CommitInfo] = {}
+        #: heads that exist but cannot be read, until a new commit replaces them
+        self._unreadable: dict[str, CorruptCommitError] = {}
+        self._generation = 0
 
     def start(self) -> None:
         self.delegate.start()
-        heads = self.delegate.heads()
-        with self._lock:
-            self._heads = heads
-            self._non_empty = {key: c for key, c in heads.items() if not c.empty}
-            self.generation += 1
+        unreadable: dict[str, CorruptCommitError] = {}
 
-    def heads(self) -> dict[str, Commit]:
-        with self._lock:
-            return dict(self._heads)
+        def remember(error: CorruptCommitError) -> None:
+            if error.key is not None:
+                unreadable[error.key] = error
 
-    def non_empty_heads(self) -> dict[str, Commit]:
+        infos = self.delegate.head_infos(include_empty=True, on_unreadable=remember)
         with self._lock:
-            return dict(self._non_empty)
+            self._infos = {info.key: info for info in infos}
+            self._unreadable = unreadable
+            self._generation += 1
 
-    def head(self, key: str) -> Commit | None:
-        """The newest commit of ``key`` from memory; cheap enough for the event loop."""
-        return self._heads.get(key)
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def info(self, key: str) -> CommitInfo | None:
+        found = self._infos.get(key)
+        if found is None and key in self._unreadable:
+            raise self._unreadable[key]
+        return found
+
+    def infos(self, include_empty: bool = False) -> dict[str, CommitInfo]:
+        with self._lock:
+            if include_empty:
+                return dict(self._infos)
+            return {key: info for key, info in self._infos.items() if not info.empty}
+
+    def head_version(self, key: str) -> int | None:
+        try:
+            head = self.info(key)
+        except CorruptCommitError as exc:
+            return exc.version
+        return None if head is None else head.version
 
     def get(self, key: str, version: int | None = None) -> Commit | None:
-        head = self._heads.get(key)
-        if version is None or head is None:
-            return head
-        if version == head.version:
-            return head
-        if version > head.version or version < 1:
+        head = self.info(key)
+        if head is None:
             return None
-        return self.delegate.get(key, version)
+        if version is not None and not 1 <= version <= head.version:
+            return None
+        return self.delegate.get(key, head.version if version is None else version)
 
     def history(
         self, key: str, limit: int | None = None, before: int | None = None
     ) -> list[Commit]:
-        if key not in self._heads:
+        if key not in self._infos and key not in self._unreadable:
             return []
         return self.delegate.history(key, limit, before)
 
     def after_save(self, saved: list[Commit]) -> None:
-        # Copies are taken under the same lock, so nobody lists a half-applied batch.
+        # Updated under the lock that copies take, so nobody lists a half-applied batch.
         with self._lock:
             for commit in saved:
-                self._heads[commit.key] = commit
-                if commit.empty:
-                    self._non_empty.pop(commit.key, None)
-                else:
-                    self._non_empty[commit.key] = commit
-            self.generation += 1
+                self._infos[commit.key] = commit.info()
+                self._unreadable.pop(commit.key, None)
+            self._generation += 1
+        if self.on_commit is not None:
+            for commit in saved:
+                self.on_commit(commit)

@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from rainer.client import DEFAULT_TIMEOUT, RainerClient, RainerCommit
-from rainer.commit import Commit, format_mtime, parse_mtime, validate_key
+from rainer.commit import Commit, CommitInfo, format_mtime, parse_mtime, validate_key
 from rainer.errors import BadRequestError, CommitOrderingError, NotFoundError, RainerError
-from rainer.storage.base import Storage
+from rainer.storage.base import OnUnreadable, Storage
 
 _INT_MAX = 2**31 - 1  # the largest version the server accepts in a URL
 
@@ -41,8 +41,11 @@ class HttpStorage(Storage):
     def heads(self) -> dict[str, Commit]:
         return self._heads(every=True)
 
-    def non_empty_heads(self) -> dict[str, Commit]:
-        return self._heads(every=False)
+    def head_infos(
+        self, include_empty: bool = True, on_unreadable: OnUnreadable | None = None
+    ) -> list[CommitInfo]:
+        # The list holds no sizes, so the payloads come too (only tombstones when asked).
+        return [commit.info() for commit in self._heads(every=include_empty).values()]
 
     def _heads(self, every: bool) -> dict[str, Commit]:
         found = self.client.list_full(all=every)

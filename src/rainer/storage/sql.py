@@ -23,11 +23,23 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 
-from rainer.commit import Commit
-from rainer.errors import CommitOrderingError, StorageUnavailableError
-from rainer.storage.base import Storage
+from rainer.commit import Commit, CommitInfo, IncompleteHeaderError, decode_info
+from rainer.errors import (
+    CommitOrderingError,
+    CorruptCommitError,
+    MissingDependencyError,
+    StorageUnavailableError,
+)
+from rainer.storage.base import OnUnreadable, Storage
 
 log = logging.getLogger(__name__)
+
+#: How much of each stored form a metadata read takes: the header, in all but odd cases.
+_INFO_PREFIX_BYTES = 2048
+#: Rows asked for in one ``get_many`` statement.
+_GET_MANY_ROWS = 64
+#: Unreadable rows remembered so that each is logged once.
+_UNREADABLE_LOGGED_MAX = 10_000
 
 # Short scheme names people type, mapped to the drivers we install.
 _DRIVERS = {
@@ -106,6 +118,7 @@ class SqlStorage(Storage):
         self._writer: sa.Connection | None = None
         self._has_is_empty = True
         self._maxes_statements: dict[int, sa.Select] = {}
+        self._unreadable_logged: set[tuple[str, int]] = set()
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -117,10 +130,17 @@ class SqlStorage(Storage):
             self._reader = self._create_reader()
             self._prepare_table()
         except NoSuchModuleError as exc:
+            self.stop()
             raise ValueError(f"no driver for {self.url.drivername}: {exc}") from exc
+        except ImportError as exc:
+            self.stop()
+            backend = self.url.get_backend_name()
+            extra = "postgresql" if backend == "postgresql" else "mysql"
+            name = "PostgreSQL" if backend == "postgresql" else "MySQL/MariaDB"
+            raise MissingDependencyError(name, exc.name or str(exc), extra) from None
         except DBAPIError as exc:
             self.stop()
-            raise StorageUnavailableError(f"database unavailable: {_reason(exc)}") from exc
+            raise _unavailable(exc) from exc
 
     def stop(self) -> None:
         if self._writer is not None:
@@ -214,21 +234,31 @@ class SqlStorage(Storage):
             .group_by(t.c.name)
             .subquery("newest")
         )
-        heads = sa.select(t.c.payload).join(
-            newest, sa.and_(t.c.name == newest.c.name, t.c.version == newest.c.version)
+        on_newest = sa.and_(t.c.name == newest.c.name, t.c.version == newest.c.version)
+        non_empty = t.c.is_empty != 1 if self._has_is_empty else sa.true()
+        self._select_heads = sa.select(t.c.name, t.c.version, t.c.payload).join(newest, on_newest)
+        # Metadata without payloads: the first bytes of each stored form hold its header.
+        info_columns = (
+            t.c.name,
+            t.c.version,
+            sa.func.substr(t.c.payload, 1, _INFO_PREFIX_BYTES),
+            sa.func.length(t.c.payload),
         )
-        self._select_heads = heads
-        self._select_non_empty_heads = (
-            heads.where(t.c.is_empty != 1) if self._has_is_empty else heads
-        )
+        self._select_head_infos = sa.select(*info_columns).join(newest, on_newest)
+        self._select_non_empty_head_infos = self._select_head_infos.where(non_empty)
+        self._history_infos = sa.select(*info_columns).order_by(t.c.version.desc())
+        self._history = sa.select(t.c.name, t.c.version, t.c.payload).order_by(t.c.version.desc())
         self._select_head = (
-            sa.select(t.c.payload)
+            sa.select(t.c.name, t.c.version, t.c.payload)
             .where(t.c.name == sa.bindparam("key"))
             .order_by(t.c.version.desc())
             .limit(1)
         )
-        self._select_version = sa.select(t.c.payload).where(
+        self._select_version = sa.select(t.c.name, t.c.version, t.c.payload).where(
             t.c.name == sa.bindparam("key"), t.c.version == sa.bindparam("version")
+        )
+        self._select_versions = sa.select(t.c.name, t.c.version, t.c.payload).where(
+            sa.tuple_(t.c.name, t.c.version).in_(sa.bindparam("wanted", expanding=True))
         )
         self._select_max = sa.select(sa.func.max(t.c.version)).where(
             t.c.name == sa.bindparam("key")
@@ -243,56 +273,142 @@ class SqlStorage(Storage):
             raise StorageUnavailableError("storage is not started")
         return self._engine
 
-    def _fetch(self, statement, **params) -> list[Commit]:
+    def _rows(self, statement, **params) -> list[sa.Row]:
         reader = self._reader
         if reader is None:
             raise StorageUnavailableError("storage is not started")
         for attempt in (1, 2):
             try:
                 with reader.connect() as connection:
-                    rows = connection.execute(statement, params).all()
-                break
+                    return connection.execute(statement, params).all()
             except DBAPIError as exc:
                 # A pooled connection the server closed (a restart): the pool is invalidated,
                 # and a read is safe to repeat once on a fresh connection.
                 if attempt == 1 and exc.connection_invalidated:
                     continue
-                raise StorageUnavailableError(f"database unavailable: {_reason(exc)}") from exc
-        return [Commit.decode(bytes(row[0])) for row in rows]
+                raise _unavailable(exc) from exc
+        raise AssertionError("unreachable")
+
+    def _decode(self, name: str | bytes, version: int, stored: bytes) -> Commit:
+        """The commit in one row; CorruptCommitError (logged once per row) when it is not one."""
+        key = _text(name)
+        try:
+            commit = Commit.decode(bytes(stored))
+            if commit.key != key or commit.version != version:
+                raise CorruptCommitError(
+                    f"the row holds a commit for key {commit.key!r} version {commit.version}"
+                )
+        except CorruptCommitError as exc:
+            raise self._unreadable(key, version, exc) from exc
+        return commit
+
+    def _decode_info(self, name: str | bytes, version: int, head: bytes, size: int) -> CommitInfo:
+        key = _text(name)
+        try:
+            try:
+                info = decode_info(bytes(head), size)
+            except IncompleteHeaderError:
+                # A header longer than the prefix read (a very long comment): read the row.
+                commit = self.get(key, version)
+                if commit is None:
+                    raise CorruptCommitError("the row went away while it was read") from None
+                return commit.info()
+            if info.key != key or info.version != version:
+                raise CorruptCommitError(
+                    f"the row holds a commit for key {info.key!r} version {info.version}"
+                )
+        except CorruptCommitError as exc:
+            raise self._unreadable(key, version, exc) from exc
+        return info
+
+    def _unreadable(self, key: str, version: int, exc: CorruptCommitError) -> CorruptCommitError:
+        error = CorruptCommitError(
+            f"Unreadable commit: key {key!r} version {version} (logged on the server)",
+            key,
+            version,
+        )
+        if (key, version) not in self._unreadable_logged:
+            if len(self._unreadable_logged) < _UNREADABLE_LOGGED_MAX:
+                self._unreadable_logged.add((key, version))
+            log.error(
+                "Unreadable row in %s: key %r version %d: %s", self.table_name, key, version, exc
+            )
+        return error
+
+    def _commits(self, rows: Sequence[sa.Row]) -> list[Commit]:
+        """The commits of many rows; rows that cannot be read are left out (and logged)."""
+        found = []
+        for name, version, stored in rows:
+            with contextlib.suppress(CorruptCommitError):
+                found.append(self._decode(name, version, stored))
+        return found
+
+    def _infos(
+        self, rows: Sequence[sa.Row], on_unreadable: OnUnreadable | None
+    ) -> list[CommitInfo]:
+        found = []
+        for name, version, head, size in rows:
+            try:
+                found.append(self._decode_info(name, version, head, size))
+            except CorruptCommitError as exc:
+                if on_unreadable is not None:
+                    on_unreadable(exc)
+        return found
 
     def heads(self) -> dict[str, Commit]:
-        return {commit.key: commit for commit in self._fetch(self._select_heads)}
+        return {commit.key: commit for commit in self._commits(self._rows(self._select_heads))}
 
-    def non_empty_heads(self) -> dict[str, Commit]:
-        # is_empty is a hint: old rows may lack it, so filter the decoded commits too.
-        commits = self._fetch(self._select_non_empty_heads)
-        return {commit.key: commit for commit in commits if not commit.empty}
+    def head_infos(
+        self, include_empty: bool = True, on_unreadable: OnUnreadable | None = None
+    ) -> list[CommitInfo]:
+        statement = self._select_head_infos if include_empty else self._select_non_empty_head_infos
+        infos = self._infos(self._rows(statement), on_unreadable)
+        # is_empty is a hint: old rows may lack it, so filter the decoded metadata too.
+        return infos if include_empty else [info for info in infos if not info.empty]
 
     def get(self, key: str, version: int | None = None) -> Commit | None:
         if version is None:
-            found = self._fetch(self._select_head, key=key)
+            rows = self._rows(self._select_head, key=key)
         else:
-            found = self._fetch(self._select_version, key=key, version=version)
-        return found[0] if found else None
+            rows = self._rows(self._select_version, key=key, version=version)
+        return self._decode(*rows[0]) if rows else None
+
+    def head_version(self, key: str) -> int | None:
+        return self._rows(self._select_max, key=key)[0][0]
+
+    def get_many(self, wanted: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Commit]:
+        found: dict[tuple[str, int], Commit] = {}
+        for start in range(0, len(wanted), _GET_MANY_ROWS):
+            chunk = list(wanted[start : start + _GET_MANY_ROWS])
+            for commit in self._commits(self._rows(self._select_versions, wanted=chunk)):
+                found[commit.key, commit.version] = commit
+        return found
+
+    def _page(self, statement, key: str, limit: int | None, before: int | None):
+        t = self._table
+        statement = statement.where(t.c.name == key)
+        if before is not None:
+            statement = statement.where(t.c.version < before)
+        if limit is not None:
+            statement = statement.limit(limit)
+        return statement
 
     def history(
         self, key: str, limit: int | None = None, before: int | None = None
     ) -> list[Commit]:
-        t = self._table
-        statement = sa.select(t.c.payload).where(t.c.name == key)
-        if before is not None:
-            statement = statement.where(t.c.version < before)
-        statement = statement.order_by(t.c.version.desc())
-        if limit is not None:
-            statement = statement.limit(limit)
-        return self._fetch(statement)
+        return self._commits(self._rows(self._page(self._history, key, limit, before)))
+
+    def history_infos(
+        self, key: str, limit: int | None = None, before: int | None = None
+    ) -> list[CommitInfo]:
+        return self._infos(self._rows(self._page(self._history_infos, key, limit, before)), None)
 
     def ping(self) -> None:
         try:
             with self._engine_or_fail().connect() as connection:
                 connection.execute(sa.text("SELECT 1"))
         except DBAPIError as exc:
-            raise StorageUnavailableError(f"database unavailable: {_reason(exc)}") from exc
+            raise _unavailable(exc) from exc
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -347,7 +463,7 @@ class SqlStorage(Storage):
             if len(commits) == 1:
                 return [self._ordering_error_after_race(commits[0])]
         except DBAPIError as exc:
-            error = StorageUnavailableError(f"database unavailable: {_reason(exc)}")
+            error = _unavailable(exc)
             return [error for _ in commits]
         return [self._save_alone(commit) for commit in commits]
 
@@ -399,7 +515,7 @@ class SqlStorage(Storage):
         except IntegrityError:
             return self._ordering_error_after_race(commit)
         except DBAPIError as exc:
-            return StorageUnavailableError(f"database unavailable: {_reason(exc)}")
+            return _unavailable(exc)
 
     def _ordering_error_after_race(self, commit: Commit) -> Exception:
         """Another writer inserted this version first: report what it left as the head."""
@@ -407,7 +523,7 @@ class SqlStorage(Storage):
             with self._engine_or_fail().connect() as connection:
                 newest = connection.execute(self._select_max, {"key": commit.key}).scalar()
         except DBAPIError as exc:
-            return StorageUnavailableError(f"database unavailable: {_reason(exc)}")
+            return _unavailable(exc)
         return CommitOrderingError(commit.key, (newest or 0) + 1, commit.version)
 
 
@@ -416,5 +532,7 @@ def _text(name: str | bytes) -> str:
     return name.decode("utf-8") if isinstance(name, bytes | bytearray) else name
 
 
-def _reason(exc: DBAPIError) -> str:
-    return str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+def _unavailable(exc: DBAPIError) -> StorageUnavailableError:
+    """The error for a database that did not answer, with the driver's first line (for the log)."""
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    return StorageUnavailableError(f"database unavailable: {reason}")

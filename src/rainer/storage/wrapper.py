@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rainer.commit import Commit
-from rainer.storage.base import Storage
+from rainer.commit import Commit, CommitInfo
+from rainer.storage.base import OnUnreadable, Storage
 
 
 class StorageWrapper(Storage):
@@ -27,19 +27,38 @@ class StorageWrapper(Storage):
     def heads(self) -> dict[str, Commit]:
         return self.delegate.heads()
 
-    def non_empty_heads(self) -> dict[str, Commit]:
-        return self.delegate.non_empty_heads()
+    def head_infos(
+        self, include_empty: bool = True, on_unreadable: OnUnreadable | None = None
+    ) -> list[CommitInfo]:
+        return self.delegate.head_infos(include_empty, on_unreadable)
 
     def get(self, key: str, version: int | None = None) -> Commit | None:
         return self.delegate.get(key, version)
+
+    def get_many(self, wanted: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Commit]:
+        return self.delegate.get_many(wanted)
 
     def history(
         self, key: str, limit: int | None = None, before: int | None = None
     ) -> list[Commit]:
         return self.delegate.history(key, limit, before)
 
+    def history_infos(
+        self, key: str, limit: int | None = None, before: int | None = None
+    ) -> list[CommitInfo]:
+        return self.delegate.history_infos(key, limit, before)
+
+    def head_version(self, key: str) -> int | None:
+        return self.delegate.head_version(key)
+
+    def check(self, commit: Commit) -> None:
+        self.delegate.check(commit)
+
     def ping(self) -> None:
         self.delegate.ping()
+
+    def status(self) -> dict[str, object]:
+        return self.delegate.status()
 
     def save(self, commit: Commit) -> None:
         result = self.save_batch([commit])[0]

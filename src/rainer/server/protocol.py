@@ -1,0 +1,153 @@
+"""The HTTP/1.1 protocol the server speaks: uvicorn's httptools protocol, with bounds.
+
+uvicorn bounds neither the size nor the number of request headers, nor how long a client may
+take to send a request head, nor how long it may leave a response unread. Each of those lets one
+client hold memory or a connection for as long as it likes, so this protocol adds:
+
+- a request head (request line and headers) of at most ``MAX_HEAD_BYTES`` bytes and
+  ``MAX_HEADERS`` headers, else ``431`` and the connection is closed;
+- ``HEAD_TIMEOUT`` seconds to send a whole request head, counted from the connection or from
+  the end of the previous response, else ``408`` (or a silent close when nothing was sent);
+- ``WRITE_TIMEOUT`` seconds for a client that stops reading a response, then the connection is
+  dropped;
+
+and writes each response in one piece (``coalescing``). Bodies are bounded by the application
+(``--max-payload-bytes`` and its own timeout between pieces of a body).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from rainer.server.coalescing import CoalescingTransport
+from rainer.server.limits import HEAD_TIMEOUT, MAX_HEAD_BYTES, MAX_HEADERS, WRITE_TIMEOUT
+
+_REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+
+
+class _HeadRefused(Exception):
+    """Raised inside a parser callback to stop parsing a request head we will not take."""
+
+
+class RainerHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with bounded request heads, a head timeout and a write
+    timeout, on a coalescing transport."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+        self._head_bytes = 0
+        self._head_count = 0
+        self._refusal: tuple[int, str] | None = None
+        self._received = False
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.TimerHandle | None = None
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timers()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._received = True
+        super().data_received(data)
+
+    # -- the request head ------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes = 0
+        self._head_count = 0
+        if self._head_timer is None:
+            self._arm_head_timer()
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # httptools may deliver one header in pieces; every piece counts towards the bytes.
+        self._count(len(name) + len(value) + 4)
+        self._head_count += 1
+        if self._head_count > MAX_HEADERS:
+            self._refuse(431, f"Too many request headers: at most {MAX_HEADERS}")
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._received = False
+        if not self.transport.is_closing() and not self.pipeline and self._head_timer is None:
+            # The next request's head has HEAD_TIMEOUT from now; uvicorn's keep-alive timeout
+            # (shorter) closes an idle connection first.
+            self._arm_head_timer()
+
+    def _count(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self._refuse(431, f"Request head too large: at most {MAX_HEAD_BYTES} bytes")
+
+    def _refuse(self, status: int, message: str) -> None:
+        self._refusal = (status, message)
+        raise _HeadRefused(message)
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn answers every parser error with 400; a head we refused gets its own status.
+        refusal, self._refusal = self._refusal, None
+        if refusal is None:
+            super().send_400_response(msg)
+        else:
+            self._send_error(*refusal)
+
+    def _send_error(self, status: int, message: str) -> None:
+        body = message.encode()
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=UTF-8\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n%s"
+            % (status, _REASONS[status], len(body), body)
+        )
+        self.transport.close()
+
+    # -- timers ----------------------------------------------------------------------------
+
+    def _arm_head_timer(self) -> None:
+        self._head_timer = self.loop.call_later(HEAD_TIMEOUT, self._head_timed_out)
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        if self._received:
+            self._send_error(
+                408, f"Request timeout: no complete request head in {HEAD_TIMEOUT:g} s"
+            )
+        else:
+            self.transport.close()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_timer is None:
+            self._write_timer = self.loop.call_later(WRITE_TIMEOUT, self._write_timed_out)
+
+    def resume_writing(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+        super().resume_writing()
+
+    def _write_timed_out(self) -> None:
+        # The client has not read for WRITE_TIMEOUT seconds: drop it, and the response with it.
+        self._write_timer = None
+        self.transport.abort()
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._head_timer, self._write_timer):
+            if timer is not None:
+                timer.cancel()
+        self._head_timer = self._write_timer = None
