@@ -177,12 +177,10 @@ def app_cpu_per_head_read(hosts: str, folder: Path, requests: int = 50_000) -> d
             await app(scope, receive, send)
         return (time.process_time() - began) / requests * 1e6
 
+    link = ZooKeeperLink(SqlStorage(f"sqlite:///{folder / 'mirror.db'}"), hosts, "/bench-app")
     apps = {
         "SQLite, heads in memory": RainerApp(SqlStorage(f"sqlite:///{folder / 'plain.db'}")),
-        "ZooKeeper mirror": RainerApp(
-            SqlStorage(f"sqlite:///{folder / 'mirror.db'}"),
-            zookeeper=ZooKeeperLink(hosts, "/bench-app"),
-        ),
+        "ZooKeeper mirror": RainerApp(link, view=link.mirror),
     }
     timings: dict[str, list[float]] = {name: [] for name in apps}
     try:

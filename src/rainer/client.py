@@ -54,6 +54,8 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT = 30.0
+#: Commits asked for per history request: the most a server gives in one page.
+HISTORY_PAGE = wire.HISTORY_LIMIT_MAX
 
 
 class RainerCommit:
@@ -281,16 +283,25 @@ class RainerClient:
     def history(
         self, key: str, limit: int | None = None, before: int | None = None
     ) -> list[RainerCommit]:
-        """Commits of ``key`` with their values, newest first, in one request; only versions
-        below ``before`` when it is given, at most ``limit`` of them."""
-        params = {"payload_base64": "yes"}
-        if limit is not None:
-            params["limit"] = str(limit)
-        if before is not None:
-            params["before"] = str(before)
+        """Commits of ``key`` with their values, newest first; only versions below ``before``
+        when it is given, at most ``limit`` of them (every one when None).
+
+        The server answers a page at a time (at most ``HISTORY_PAGE`` commits); this asks for
+        pages until it has what was asked for.
+        """
         path = self._key_path(key) + "/history"
-        found = self._get_json(path, params, key=key)
-        return [commit_from_json(meta) for meta in found]
+        found: list[RainerCommit] = []
+        while limit is None or len(found) < limit:
+            page = HISTORY_PAGE if limit is None else min(HISTORY_PAGE, limit - len(found))
+            params = {"payload_base64": "yes", "limit": str(page)}
+            if before is not None:
+                params["before"] = str(before)
+            metas = self._get_json(path, params, key=key)
+            found += [commit_from_json(meta) for meta in metas]
+            if len(metas) < page or not metas:
+                break
+            before = found[-1].version
+        return found
 
     def ping(self) -> None:
         """Raise unless the server answers. Uses ``/healthz``; a server without one (the

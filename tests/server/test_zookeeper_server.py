@@ -4,6 +4,9 @@ servers on one database, a real PostgreSQL (SQLite cannot be shared between serv
 from __future__ import annotations
 
 import json
+import socket
+import threading
+import time
 from urllib.parse import quote
 
 import pytest
@@ -277,3 +280,61 @@ def test_zookeeper_down_loses_nothing_and_heals_when_back(servers, pg_database, 
     finally:
         client.stop()
         client.close()
+
+
+# -- stopping, whatever ZooKeeper is doing -----------------------------------------------------
+
+
+class _Unresponsive:
+    """A listener on ZooKeeper's port that accepts connections and never answers: a ZooKeeper
+    that is restarting or hung, the worst case for a client that is stopping."""
+
+    def __init__(self, port: int) -> None:
+        self.socket = socket.create_server(("127.0.0.1", port), reuse_port=False)
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.accepted.append(self.socket.accept()[0])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        for conn in [*self.accepted, self.socket]:
+            conn.close()
+
+
+@pytest.mark.parametrize("state", ["up", "down", "restarting", "unresponsive"])
+def test_a_stop_is_bounded_whatever_zookeepers_state(own_zookeeper, tmp_path, state):
+    args = ["--database", f"sqlite:///{tmp_path / 'r.db'}"]
+    server = RainerServer(
+        [*args, *zk_args(own_zookeeper.hosts, "/rainer", "--zk-session-timeout", "10")]
+    )
+    server.start()
+    blocker = None
+    starter = None
+    try:
+        assert post_commit(server.diary_url, "k", 1, b"x", author="a").status == 200
+        if state != "up":
+            own_zookeeper.stop()
+            wait_until(lambda: not health(server)["zookeeper"]["connected"])
+        if state == "restarting":
+            starter = threading.Thread(target=own_zookeeper.start)
+            starter.start()
+        elif state == "unresponsive":
+            blocker = _Unresponsive(own_zookeeper.port)
+            wait_until(lambda: blocker.accepted, what="the server to reconnect to the port")
+        began = time.monotonic()
+        code = server.stop(timeout=60)
+        took = time.monotonic() - began
+    finally:
+        if blocker is not None:
+            blocker.close()
+        if starter is not None:
+            starter.join()
+        server.close()
+    assert code == 0
+    # Bounded: the ZooKeeper client gets a few seconds to let go, then is left behind.
+    assert took < 8, f"stopping took {took:.1f} s with ZooKeeper {state}"

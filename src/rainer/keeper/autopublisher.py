@@ -138,6 +138,8 @@ class AutoPublisher:
                 log.warning("Auto-publishing failed; next try in one period: %s", exc)
             if self._step_down.wait(fuzzed(self.period, self.fuzz)):
                 break
+        # Not leading from here on, although handing the lock back may wait for ZooKeeper.
+        self._leading.clear()
         log.info("Stepping down as auto-publisher leader")
 
     def _is_newest(self, commit: Commit) -> bool:

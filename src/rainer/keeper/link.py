@@ -10,6 +10,8 @@ auto-publisher, all started and stopped with the storage.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 from kazoo.client import KazooClient
 from kazoo.handlers.threading import KazooTimeoutError
@@ -27,8 +29,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PATH = "/rainer"
 DEFAULT_SESSION_TIMEOUT = 10.0
-#: How long stopping waits for the auto-publisher and the mirror to let go of ZooKeeper.
-STOP_WAIT = 2.0
+#: The longest a stop waits for ZooKeeper, the auto-publisher and the mirror to let go.
+STOP_WAIT = 3.0
 
 
 def make_client(hosts: str, session_timeout: float = DEFAULT_SESSION_TIMEOUT) -> KazooClient:
@@ -128,19 +130,31 @@ class ZooKeeperLink(PublishingStorage):
         self.delegate.stop()
 
     def _disconnect(self) -> None:
-        # With ZooKeeper up, the publisher hands over the lock at once. With ZooKeeper gone or
-        # reconnecting its requests wait for a connection that may never come, so signal the
-        # threads, give them a moment, then stop the client (which fails every waiting request)
-        # and wait for them after that: each wait is bounded, whatever ZooKeeper's state.
-        wait = STOP_WAIT if self.client.connected else 0.0
+        """Let go of ZooKeeper within ``STOP_WAIT`` seconds, whatever its state.
+
+        Closing the session releases the election lock (an ephemeral node), so another server
+        takes over at once. kazoo's ``stop`` waits for its connection thread, which may sit in a
+        read from a ZooKeeper that accepted the connection but does not answer (one that is
+        restarting) for up to the session timeout: it runs on a thread of its own, and a stop
+        that does not finish in time is left behind (the process is ending).
+        """
+        deadline = time.monotonic() + STOP_WAIT
         if self.publisher is not None:
-            self.publisher.stop(wait)
-        self.mirror.close(wait)
-        self.client.stop()
-        self.client.close()
+            self.publisher.stop(0)  # only signal: the session's end frees the lock
+        self.mirror.close(0)
+
+        def stop_client() -> None:
+            self.client.stop()
+            self.client.close()
+
+        stopper = threading.Thread(target=stop_client, name="rainer-zk-stop", daemon=True)
+        stopper.start()
+        stopper.join(max(0.0, deadline - time.monotonic()))
+        if stopper.is_alive():
+            log.warning("The ZooKeeper client did not stop within %g s; leaving it", STOP_WAIT)
         if self.publisher is not None:
-            self.publisher.stop(STOP_WAIT)
-        self.mirror.close(STOP_WAIT)
+            self.publisher.stop(max(0.0, deadline - time.monotonic()))
+        self.mirror.close(max(0.0, deadline - time.monotonic()))
 
     def status(self) -> dict[str, object]:
         """What /healthz adds: connection state, leadership, mirror size and rebuilds."""

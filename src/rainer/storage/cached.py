@@ -72,12 +72,10 @@ class HeadCache(StorageWrapper, HeadView):
         return None if head is None else head.version
 
     def get(self, key: str, version: int | None = None) -> Commit | None:
-        head = self.info(key)
-        if head is None:
+        newest = self.head_version(key)
+        if newest is None or (version is not None and not 1 <= version <= newest):
             return None
-        if version is not None and not 1 <= version <= head.version:
-            return None
-        return self.delegate.get(key, head.version if version is None else version)
+        return self.delegate.get(key, newest if version is None else version)
 
     def history(
         self, key: str, limit: int | None = None, before: int | None = None
