@@ -48,11 +48,13 @@ options:
     default: false
   history_limit:
     description:
-      - Return at most this many history entries.
+      - Return at most this many history entries, from 1 to 1000.
+      - When not set, the server returns its default page of 100 entries.
     type: int
   history_before:
     description:
       - Only return history entries older than this version.
+      - With O(history_limit), pages through a long history, one task per page.
     type: int
   all:
     description:
