@@ -143,8 +143,17 @@ def test_a_node_is_not_created_for_a_commit_the_database_has_moved_past(keeper):
         keeper.save(commit(5), newest)
     assert keeper.get("what") is None
     assert keeper.save(commit(6), newest) == "created"
-    assert keeper.save(commit(7), newest) == "updated"  # only creating asks
-    assert asked == [5, 6]
+    assert keeper.save(commit(7), newest) == "updated"  # only creating asks: before and after
+    assert asked == [5, 6, 6]
+
+
+def test_a_commit_overtaken_while_its_node_is_created_takes_the_node_back(keeper):
+    """The database moved on (a tombstone, say) between the check and the create: the node must
+    not stay, or the key would come back from the dead until the next publishing round."""
+    answers = iter([True, False])
+    with pytest.raises(ConcurrentCommitError, match="Took back"):
+        keeper.save(commit(5), lambda _c: next(answers))
+    assert keeper.get("what") is None
 
 
 def test_the_same_commit_again_leaves_the_node_alone(keeper):
@@ -246,11 +255,25 @@ def test_a_writer_between_our_read_and_our_write_is_not_overwritten(keeper, zk_c
     keeper.save(commit(1))
     keeper.client.get_async = read_then(keeper.client.get_async, other, commit(3, b"from B"))
     try:
-        with pytest.raises(ConcurrentCommitError, match="Concurrent change"):
+        with pytest.raises(ConcurrentCommitError, match="from version 3 to 2"):
             keeper.save(commit(2, b"from A"))
     finally:
         del keeper.client.get_async
     assert keeper.get("what") == commit(3, b"from B")
+
+
+def test_a_newer_commit_that_loses_the_race_is_published_anyway(keeper, zk_clients, zk_path):
+    """Keeper A reads version 1 to publish version 3; B moves the node to version 2 in between.
+    A's conditional write fails, so it reads again: its commit is still the newer one, and the
+    node must end at version 3 rather than wait for the next publishing round."""
+    other = Keeper(zk_clients(), zk_path)
+    keeper.save(commit(1))
+    keeper.client.get_async = read_then(keeper.client.get_async, other, commit(2, b"from B"))
+    try:
+        assert keeper.save(commit(3, b"from A")) == "updated"
+    finally:
+        del keeper.client.get_async
+    assert keeper.get("what") == commit(3, b"from A")
 
 
 def test_a_create_racing_a_create_is_refused(keeper, zk_clients, zk_path):

@@ -14,6 +14,7 @@ ZooKeeper version (a compare-and-set).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any, Literal
@@ -37,6 +38,14 @@ DEFAULT_TIMEOUT = 5.0
 DEFAULT_MAX_NODE_BYTES = 1_000_000
 
 SaveOutcome = Literal["created", "updated", "deleted", "replaced-corrupt", "unchanged", "absent"]
+
+
+#: How many times a publish reads the node again after another writer changed it in between.
+_CAS_ATTEMPTS = 5
+
+
+class _Raced(Exception):
+    """A conditional write found the node changed since it was read."""
 
 
 class ConcurrentCommitError(RainerError):
@@ -166,20 +175,34 @@ class Keeper:
           (``updated`` / ``deleted``);
         - anything else (older, or the same version with other contents): ConcurrentCommitError.
 
-        Every change is conditional on the ZooKeeper version read first, so a writer that got in
-        between makes this raise ConcurrentCommitError instead of being overwritten. Other
-        ZooKeeper errors (connection loss, ...) propagate as kazoo raises them.
+        Every change is conditional on the ZooKeeper version read first. When another writer
+        changed the node in between, the node is read again and the rules applied again (a few
+        times), so the newer of the two commits always ends up in the node. Other ZooKeeper
+        errors (connection loss, ...) propagate as kazoo raises them.
 
         A missing node cannot say which version deleted it, so a late publish of an old commit
         could bring a deleted key back. ``still_newest(commit)``, when given, is asked before a
-        node is created (the database knows); False makes this raise ConcurrentCommitError.
+        node is created and again right after (the database knows): a commit that turns out
+        to have been overtaken while its node was being created takes the node back, and
+        either way False makes this raise ConcurrentCommitError.
         """
         path = self.znode(commit.key)
+        for _ in range(_CAS_ATTEMPTS):
+            try:
+                return self._save_once(path, commit, still_newest)
+            except _Raced:
+                continue  # the node changed between our read and our write: read it again
+        raise ConcurrentCommitError(
+            f"Gave up publishing version {commit.version} to {path}: it kept changing under us"
+        )
+
+    def _save_once(
+        self, path: str, commit: Commit, still_newest: Callable[[Commit], bool] | None
+    ) -> SaveOutcome:
         try:
             data, stat = self.wait(self.client.get_async(path))
         except NoNodeError:
             data, stat = None, None
-        current: Commit | None = None
         try:
             if data is None or stat is None:
                 if commit.empty:
@@ -192,6 +215,15 @@ class Keeper:
                     )
                 log.info("Creating %s at version %d", path, commit.version)
                 self.wait(self.client.create_async(path, commit.encode(), makepath=True))
+                if still_newest is not None and not still_newest(commit):
+                    # A newer commit (a tombstone, say) was saved and published between our
+                    # check and our create: take the node back unless it moved on already.
+                    with contextlib.suppress(BadVersionError, NoNodeError):
+                        self.wait(self.client.delete_async(path, version=0))
+                    raise ConcurrentCommitError(
+                        f"Took back {path} at version {commit.version}: the database got a "
+                        "newer commit of the key while it was created"
+                    )
                 return "created"
             try:
                 current = decode_node(commit.key, data)
@@ -217,11 +249,7 @@ class Keeper:
                 )
             )
         except (BadVersionError, NodeExistsError, NoNodeError) as exc:
-            was = "none" if data is None else (current.version if current else "unparseable")
-            raise ConcurrentCommitError(
-                f"Concurrent change of {path} while publishing version {commit.version} "
-                f"(read: {was}): {type(exc).__name__}"
-            ) from exc
+            raise _Raced from exc
 
     def _replace(self, path: str, commit: Commit, expected_version: int) -> None:
         if commit.empty:

@@ -59,20 +59,13 @@ class PublishingStorage(StorageWrapper):
         """
         if not commits:
             return []
-        if not self.keeper.client.connected:
-            # Do not queue requests on a client that is reconnecting: the save would wait.
-            level = logging.DEBUG if self._warned_disconnected else logging.WARNING
-            log.log(
-                level,
-                "ZooKeeper is not connected: commits are journaled but not published until it "
-                "is back; then the auto-publisher publishes them (now: %r)",
-                commits[0],
-            )
-            self._warned_disconnected = True
-            return []
-        self._warned_disconnected = False
         done: list[Commit] = []
-        for commit in commits:
+        for index, commit in enumerate(commits):
+            if not self.keeper.client.connected:
+                # Queuing requests on a client that is reconnecting would hold up every commit
+                # behind this batch; the auto-publisher publishes these once it is back.
+                self._disconnected(commits[index:])
+                break
             try:
                 self.keeper.save(commit, self.is_newest)
             except ConcurrentCommitError as exc:
@@ -85,9 +78,26 @@ class PublishingStorage(StorageWrapper):
                     type(exc).__name__,
                     exc,
                 )
+                self._disconnected(commits[index + 1 :])
+                break
             else:
                 done.append(commit)
+        else:
+            self._warned_disconnected = False
         return done
+
+    def _disconnected(self, left: Sequence[Commit]) -> None:
+        if not left:
+            return
+        level = logging.DEBUG if self._warned_disconnected else logging.WARNING
+        log.log(
+            level,
+            "ZooKeeper is not answering: %d commit(s) are journaled but not published until it "
+            "is back; then the auto-publisher publishes them (first: %r)",
+            len(left),
+            left[0],
+        )
+        self._warned_disconnected = True
 
     def is_newest(self, commit: Commit) -> bool:
         """True when ``commit`` is still its key's newest in the database (asked by the keeper
