@@ -16,9 +16,9 @@ import pytest
 from http_util import call, post_commit
 
 from harness.rainer import RainerServer
+from rainer import defaults as limits
 from rainer.client import RainerClient
 from rainer.errors import HttpStatusError
-from rainer.server import limits
 
 
 @pytest.fixture(scope="module")

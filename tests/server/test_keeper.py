@@ -350,13 +350,13 @@ def test_check_publishable_refuses_keys_zookeeper_cannot_name(char):
 def test_the_default_limit_fits_a_real_zookeeper_node(keeper):
     """A stored commit at the default limit is accepted by a ZooKeeper with the default
     jute.maxbuffer, with a long key."""
-    from rainer.keeper.keeper import DEFAULT_MAX_NODE_BYTES
+    from rainer.defaults import ZK_MAX_NODE_BYTES
 
     key = "k" * 255
     base = len(commit(1, b"", key=key).encode())
-    biggest = commit(1, b"x" * (DEFAULT_MAX_NODE_BYTES - base), key=key)
+    biggest = commit(1, b"x" * (ZK_MAX_NODE_BYTES - base), key=key)
     check_publishable(biggest)
-    assert len(biggest.encode()) == DEFAULT_MAX_NODE_BYTES
+    assert len(biggest.encode()) == ZK_MAX_NODE_BYTES
     keeper.save(biggest)
     assert keeper.get(key) == biggest
 

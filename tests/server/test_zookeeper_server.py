@@ -17,7 +17,8 @@ import harness
 from harness.rainer import RainerServer
 from harness.zookeeper import ZooKeeperServer
 from rainer.commit import Commit
-from rainer.keeper.keeper import DEFAULT_MAX_NODE_BYTES, Keeper
+from rainer.defaults import ZK_MAX_NODE_BYTES
+from rainer.keeper.keeper import Keeper
 
 pytest_plugins = ["zk_fixtures"]
 
@@ -159,11 +160,11 @@ def test_a_node_written_by_an_original_server_is_served(server, zk_client, zk_pa
 
 def test_a_stored_form_too_big_for_a_node_is_413_and_nothing_is_stored(server):
     diary = server.diary_url
-    got = post_commit(diary, "big", 1, b"x" * DEFAULT_MAX_NODE_BYTES, author="a")
+    got = post_commit(diary, "big", 1, b"x" * ZK_MAX_NODE_BYTES, author="a")
     assert got.status == 413 and "ZooKeeper" in got.text
     assert call("GET", f"{diary}/big").status == 404
     assert call("GET", f"{diary}/big/1").status == 404
-    fits = DEFAULT_MAX_NODE_BYTES - 200
+    fits = ZK_MAX_NODE_BYTES - 200
     assert post_commit(diary, "big", 1, b"x" * fits, author="a").status == 200
     assert len(call("GET", f"{diary}/big").body) == fits
 

@@ -8,9 +8,10 @@ import logging
 import os
 import sys
 
+from rainer import defaults
 from rainer.cli.common import EXIT_ERROR, EXIT_USAGE
 from rainer.errors import MissingDependencyError, RainerError
-from rainer.server import limits
+from rainer.wire import parse_yes_no
 
 
 def _env(name: str, default: str) -> str:
@@ -68,24 +69,29 @@ def register(subparsers) -> None:
         "for example RAINER_DATABASE or RAINER_MAX_PAYLOAD_BYTES.",
     )
     parser.add_argument(
-        "--host", default=_env("HOST", "127.0.0.1"), help="address to listen on (%(default)s)"
+        "--host", default=_env("HOST", defaults.HOST), help="address to listen on (%(default)s)"
     )
     parser.add_argument(
-        "--port", type=_port, default=_env("PORT", "8080"), help="TCP port (%(default)s)"
+        "--port",
+        type=_port,
+        default=_env("PORT", str(defaults.PORT)),
+        help="TCP port (%(default)s)",
     )
     parser.add_argument(
         "--database",
-        default=_env("DATABASE", "sqlite:///rainer.db"),
+        default=_env("DATABASE", defaults.DATABASE),
         metavar="URL",
         help="sqlite:///PATH, postgresql://USER:PASSWORD@HOST/DB, "
         "mysql://USER:PASSWORD@HOST/DB, http(s)://HOST:PORT/diary (another Rainer server "
         "to front) or memory (%(default)s)",
     )
-    parser.add_argument("--table", default=_env("TABLE", "rainer"), help="table name (%(default)s)")
+    parser.add_argument(
+        "--table", default=_env("TABLE", defaults.TABLE), help="table name (%(default)s)"
+    )
     parser.add_argument(
         "--prefix",
         type=_prefix,
-        default=_env("PREFIX", "/diary"),
+        default=_env("PREFIX", defaults.PREFIX),
         help="URL path the API is mounted under (%(default)s)",
     )
     parser.add_argument(
@@ -97,7 +103,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--max-payload-bytes",
         type=_size,
-        default=_env("MAX_PAYLOAD_BYTES", str(limits.MAX_PAYLOAD_BYTES)),
+        default=_env("MAX_PAYLOAD_BYTES", str(defaults.MAX_PAYLOAD_BYTES)),
         metavar="N",
         help="refuse larger payloads with 413 (%(default)s)",
     )
@@ -113,7 +119,7 @@ def register(subparsers) -> None:
     zookeeper.add_argument(
         "--zk-path",
         type=_zk_path,
-        default=_env("ZK_PATH", "/rainer"),
+        default=_env("ZK_PATH", defaults.ZK_PATH),
         metavar="PATH",
         help="base path: commits under PATH/data, leader election under PATH/election "
         "(%(default)s; the original Rainer's servers used /diary-local by default)",
@@ -121,21 +127,21 @@ def register(subparsers) -> None:
     zookeeper.add_argument(
         "--publish-period",
         type=_seconds,
-        default=_env("PUBLISH_PERIOD", "90"),
+        default=_env("PUBLISH_PERIOD", f"{defaults.PUBLISH_PERIOD:g}"),
         metavar="SECONDS",
         help="the elected auto-publisher republishes every head this often, ±20%% (%(default)s)",
     )
     zookeeper.add_argument(
         "--zk-session-timeout",
         type=_seconds,
-        default=_env("ZK_SESSION_TIMEOUT", "10"),
+        default=_env("ZK_SESSION_TIMEOUT", f"{defaults.ZK_SESSION_TIMEOUT:g}"),
         metavar="SECONDS",
         help="ZooKeeper session timeout (%(default)s)",
     )
     zookeeper.add_argument(
         "--zk-max-node-bytes",
         type=_size,
-        default=_env("ZK_MAX_NODE_BYTES", "1000000"),
+        default=_env("ZK_MAX_NODE_BYTES", str(defaults.ZK_MAX_NODE_BYTES)),
         metavar="N",
         help="refuse with 413 a commit whose stored form is larger; keep it under the "
         "ensemble's jute.maxbuffer, 1 MiB by default (%(default)s)",
@@ -143,7 +149,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--cache-bytes",
         type=_size,
-        default=_env("CACHE_BYTES", str(limits.CACHE_BYTES)),
+        default=_env("CACHE_BYTES", str(defaults.CACHE_BYTES)),
         metavar="N",
         help="memory for payloads and rendered answers; metadata of every head is kept besides "
         "(%(default)s)",
@@ -151,7 +157,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--max-connections",
         type=_size,
-        default=_env("MAX_CONNECTIONS", str(limits.MAX_CONNECTIONS)),
+        default=_env("MAX_CONNECTIONS", str(defaults.MAX_CONNECTIONS)),
         metavar="N",
         help="open connections served at once; requests beyond them get 503 (%(default)s)",
     )
@@ -172,7 +178,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--access-log",
         action=argparse.BooleanOptionalAction,
-        default=_env("ACCESS_LOG", "no").lower() in ("1", "yes", "true"),
+        default=parse_yes_no(_env("ACCESS_LOG", "no")) is True,
         help="log every request (off by default: it costs a third of the throughput)",
     )
     parser.set_defaults(handler=run)

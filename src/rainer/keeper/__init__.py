@@ -12,7 +12,3 @@ imports it.
 """
 
 from __future__ import annotations
-
-from rainer.keeper.keeper import ConcurrentCommitError, Keeper
-
-__all__ = ["ConcurrentCommitError", "Keeper"]

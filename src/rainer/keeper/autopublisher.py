@@ -23,14 +23,13 @@ import threading
 
 from kazoo.client import KazooClient, KazooState
 
+from rainer import defaults
 from rainer.commit import Commit
 from rainer.keeper.keeper import ConcurrentCommitError, Keeper
 from rainer.storage.base import Storage
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PERIOD = 90.0
-DEFAULT_FUZZ = 0.2
 _RETRY_SECONDS = 1.0
 
 
@@ -47,8 +46,8 @@ class AutoPublisher:
         self,
         keeper: Keeper,
         storage: Storage,
-        period: float = DEFAULT_PERIOD,
-        fuzz: float = DEFAULT_FUZZ,
+        period: float = defaults.PUBLISH_PERIOD,
+        fuzz: float = defaults.PUBLISH_FUZZ,
         identifier: str | None = None,
     ) -> None:
         if period <= 0 or not 0 <= fuzz < 1:

@@ -23,19 +23,12 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 from kazoo.interfaces import IAsyncResult
 
+from rainer import defaults
 from rainer.commit import Commit, CorruptCommitError
 from rainer.errors import BadRequestError, PayloadTooLargeError, RainerError
 
 log = logging.getLogger(__name__)
 
-#: How long one ZooKeeper request may take. kazoo holds requests made while it reconnects until
-#: the connection is back, which could be never; a bounded wait keeps a commit (or a shutdown)
-#: from hanging on a ZooKeeper that is gone.
-DEFAULT_TIMEOUT = 5.0
-
-#: ZooKeeper refuses a request larger than ``jute.maxbuffer`` (1 MiB - 1 by default), counting
-#: the path and the request's framing too. A stored commit up to this size leaves room for both.
-DEFAULT_MAX_NODE_BYTES = 1_000_000
 
 SaveOutcome = Literal["created", "updated", "deleted", "replaced-corrupt", "unchanged", "absent"]
 
@@ -70,7 +63,7 @@ def zookeeper_name_problem(key: str) -> str | None:
     return None
 
 
-def check_publishable(commit: Commit, max_node_bytes: int = DEFAULT_MAX_NODE_BYTES) -> None:
+def check_publishable(commit: Commit, max_node_bytes: int = defaults.ZK_MAX_NODE_BYTES) -> None:
     """Raise when ``commit`` could be journaled but never published: a key ZooKeeper cannot name
     (BadRequestError) or a stored form too large for a node (PayloadTooLargeError).
 
@@ -107,7 +100,9 @@ class Keeper:
     version), so a late one cannot overwrite a newer commit.
     """
 
-    def __init__(self, client: KazooClient, path: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self, client: KazooClient, path: str, timeout: float = defaults.ZK_REQUEST_TIMEOUT
+    ) -> None:
         path = "/" + path.strip("/")
         self.client = client
         self.timeout = timeout

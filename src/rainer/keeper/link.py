@@ -17,23 +17,19 @@ from kazoo.client import KazooClient
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 
+from rainer import defaults
 from rainer.commit import Commit
 from rainer.errors import StorageUnavailableError
-from rainer.keeper.autopublisher import DEFAULT_PERIOD, AutoPublisher
-from rainer.keeper.keeper import DEFAULT_MAX_NODE_BYTES, Keeper, check_publishable
+from rainer.keeper.autopublisher import AutoPublisher
+from rainer.keeper.keeper import Keeper, check_publishable
 from rainer.keeper.mirror import Mirror
 from rainer.keeper.publishing import PublishingStorage
 from rainer.storage.base import Storage
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PATH = "/rainer"
-DEFAULT_SESSION_TIMEOUT = 10.0
-#: The longest a stop waits for ZooKeeper, the auto-publisher and the mirror to let go.
-STOP_WAIT = 3.0
 
-
-def make_client(hosts: str, session_timeout: float = DEFAULT_SESSION_TIMEOUT) -> KazooClient:
+def make_client(hosts: str, session_timeout: float = defaults.ZK_SESSION_TIMEOUT) -> KazooClient:
     """A kazoo client that keeps reconnecting for ever, at most a second apart.
 
     kazoo's default backs off to a minute between attempts, which would keep a server away from a
@@ -59,10 +55,10 @@ class ZooKeeperLink(PublishingStorage):
         self,
         database: Storage,
         hosts: str,
-        path: str = DEFAULT_PATH,
-        publish_period: float = DEFAULT_PERIOD,
-        session_timeout: float = DEFAULT_SESSION_TIMEOUT,
-        max_node_bytes: int = DEFAULT_MAX_NODE_BYTES,
+        path: str = defaults.ZK_PATH,
+        publish_period: float = defaults.PUBLISH_PERIOD,
+        session_timeout: float = defaults.ZK_SESSION_TIMEOUT,
+        max_node_bytes: int = defaults.ZK_MAX_NODE_BYTES,
         connect_timeout: float | None = None,
     ) -> None:
         """``connect_timeout`` (how long ``start`` waits for ZooKeeper) defaults to one and a
@@ -130,7 +126,7 @@ class ZooKeeperLink(PublishingStorage):
         self.delegate.stop()
 
     def _disconnect(self) -> None:
-        """Let go of ZooKeeper within ``STOP_WAIT`` seconds, whatever its state.
+        """Let go of ZooKeeper within ``defaults.ZK_STOP_WAIT`` seconds, whatever its state.
 
         Closing the session releases the election lock (an ephemeral node), so another server
         takes over at once. kazoo's ``stop`` waits for its connection thread, which may sit in a
@@ -138,7 +134,7 @@ class ZooKeeperLink(PublishingStorage):
         restarting) for up to the session timeout: it runs on a thread of its own, and a stop
         that does not finish in time is left behind (the process is ending).
         """
-        deadline = time.monotonic() + STOP_WAIT
+        deadline = time.monotonic() + defaults.ZK_STOP_WAIT
         if self.publisher is not None:
             self.publisher.stop(0)  # only signal: the session's end frees the lock
         self.mirror.close(0)
@@ -151,7 +147,9 @@ class ZooKeeperLink(PublishingStorage):
         stopper.start()
         stopper.join(max(0.0, deadline - time.monotonic()))
         if stopper.is_alive():
-            log.warning("The ZooKeeper client did not stop within %g s; leaving it", STOP_WAIT)
+            log.warning(
+                "The ZooKeeper client did not stop within %g s; leaving it", defaults.ZK_STOP_WAIT
+            )
         if self.publisher is not None:
             self.publisher.stop(max(0.0, deadline - time.monotonic()))
         self.mirror.close(max(0.0, deadline - time.monotonic()))

@@ -31,9 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from rainer import commit as commits
-from rainer import wire
-from rainer.commit import Commit, CommitInfo
+from rainer import defaults, wire
+from rainer.commit import Commit, CommitInfo, now, parse_mtime, validate_key
 from rainer.errors import (
     BadRequestError,
     CommitOrderingError,
@@ -42,7 +41,7 @@ from rainer.errors import (
     PayloadTooLargeError,
     StorageUnavailableError,
 )
-from rainer.server import limits, listing, openapi, validation
+from rainer.server import listing, openapi, validation
 from rainer.server.commit_cache import CommitCache
 from rainer.server.group_commit import GroupCommitter
 from rainer.server.request import (
@@ -70,15 +69,15 @@ _UNAVAILABLE_LOG_EVERY = 10.0  # seconds between two log lines about an unavaila
 class ServerConfig:
     """What ``rainer serve`` was told, less where to listen."""
 
-    prefix: str = "/diary"
+    prefix: str = defaults.PREFIX
     validate: str = "none"  # none | json | yaml
-    max_payload_bytes: int = limits.MAX_PAYLOAD_BYTES
+    max_payload_bytes: int = defaults.MAX_PAYLOAD_BYTES
     #: the memory budget for payloads and rendered answers (see commit_cache)
-    cache_bytes: int = limits.CACHE_BYTES
+    cache_bytes: int = defaults.CACHE_BYTES
     #: Host header names accepted (see request.host_allowed); the default suits loopback
     allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES
     #: longest wait for the next piece of a request body
-    body_timeout: float = limits.BODY_TIMEOUT
+    body_timeout: float = defaults.BODY_TIMEOUT
 
 
 class Refused(Exception):
@@ -215,10 +214,9 @@ class RainerApp:
                 response.chunks.close()
             await send({"type": "http.response.body", "body": b""})
             return
-        body = response.body
-        headers = [(b"content-length", b"%d" % len(body)), *response.headers]
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if head else body})
+        start = {"type": "http.response.start", "status": response.status}
+        await send({**start, "headers": response.headers})
+        await send({"type": "http.response.body", "body": b"" if head else response.body})
 
     async def _chunks(self, chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
@@ -249,16 +247,19 @@ class RainerApp:
             _allow(method, "GET")
             return self._openapi()
         prefix = self._prefix
-        if not path.startswith(prefix) or (len(path) > len(prefix) and path[len(prefix)] != 0x2F):
+        if not path.startswith(prefix) or path[len(prefix) : len(prefix) + 1] not in (b"", b"/"):
             raise NotFoundError("Not found")
         rest = path[len(prefix) + 1 :]
         if not rest:
             _allow(method, "GET")
             return await self._list(Query(scope["query_string"]))
+        if b"/" not in rest:  # the hot path: a head read
+            _allow(method, "GET")
+            return await self._get(validate_key(decode(rest, "path")), None, meta=False)
         parts = [decode(part, "path") for part in rest.split(b"/")]
         if "" in parts or len(parts) > 3:
             raise NotFoundError("Not found")
-        key = commits.validate_key(parts[0])
+        key = validate_key(parts[0])
         if len(parts) == 1:
             _allow(method, "GET")
             return await self._get(key, None, meta=False)
@@ -320,7 +321,13 @@ class RainerApp:
             if view is not None:
                 info = view.info(key)
                 if info is not None:
-                    response = await self._answer(info, meta)
+                    entry = self.cache.entry(info)
+                    if meta:
+                        response = entry.meta_response()
+                    elif entry.commit is not None:
+                        response = entry.payload_response()
+                    else:
+                        response = await self._load(info)
                     return response if not view.cached else _with_cached(response)
                 if view.complete:
                     raise NotFoundError("Key not found")
@@ -340,17 +347,12 @@ class RainerApp:
             entry = self.cache.put(found)
         return entry.meta_response() if meta else entry.payload_response()
 
-    async def _answer(self, info: CommitInfo, meta: bool) -> Response:
-        """The answer for a head the view knows, its payload fetched when not in memory."""
-        entry = self.cache.entry(info)
-        if meta:
-            return entry.meta_response()
-        if entry.commit is None:
-            found = await self._in_thread(self.storage.get, info.key, info.version)
-            if found is None:  # the database lost what the view saw: nothing to answer with
-                raise NotFoundError("Key not found")
-            entry = self.cache.put(found)
-        return entry.payload_response()
+    async def _load(self, info: CommitInfo) -> Response:
+        """The payload answer for a head the view knows, read from the database."""
+        found = await self._in_thread(self.storage.get, info.key, info.version)
+        if found is None:  # the database lost what the view saw: nothing to answer with
+            raise NotFoundError("Key not found")
+        return self.cache.put(found).payload_response()
 
     async def _list(self, query: Query) -> Response | Streamed:
         every = query.flag("all")
@@ -451,7 +453,7 @@ class RainerApp:
     # -- writes ----------------------------------------------------------------------------
 
     async def _post(self, scope, receive, key: str, version: int) -> Response:
-        commits.validate_key(key, new=True)
+        validate_key(key, new=True)
         headers = rainer_headers(scope["headers"])
         if headers.get("x-rainer-key", key) != key:
             raise BadRequestError("X-Rainer-Key must match URL key, or be omitted")
@@ -585,9 +587,9 @@ def _check_characters(value: str, header: str, allow_tab: bool) -> None:
 
 def _mtime(value: str | None):
     if value is None:
-        return commits.now()
+        return now()
     try:
-        return commits.parse_mtime(value)
+        return parse_mtime(value)
     except ValueError:
         raise BadRequestError(
             "Malformed header: X-Rainer-Modified-Time (should be ISO-8601, "

@@ -13,7 +13,7 @@ import threading
 from collections import OrderedDict
 
 from rainer.commit import Commit, CommitInfo
-from rainer.server.limits import CACHE_BYTES
+from rainer.defaults import CACHE_BYTES
 from rainer.server.responses import Response, meta_response, payload_response
 
 #: What an entry costs beyond its payload and bodies: the objects, headers and bookkeeping.
@@ -75,8 +75,7 @@ class CommitCache:
         return self._used
 
     def get(self, key: str, version: int) -> CachedCommit | None:
-        found = self._get((key, version))
-        return found if isinstance(found, CachedCommit) else None
+        return self._get((key, version))  # type: ignore[return-value]
 
     def entry(self, info: CommitInfo) -> CachedCommit:
         """The entry for ``info``'s (key, version), created (without payload) when missing."""

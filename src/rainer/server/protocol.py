@@ -21,8 +21,8 @@ import asyncio
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from rainer.defaults import HEAD_TIMEOUT, MAX_HEAD_BYTES, MAX_HEADERS, WRITE_TIMEOUT
 from rainer.server.coalescing import CoalescingTransport
-from rainer.server.limits import HEAD_TIMEOUT, MAX_HEAD_BYTES, MAX_HEADERS, WRITE_TIMEOUT
 
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 

@@ -7,7 +7,8 @@ from rainer.commit import Commit, CommitInfo
 
 
 class Response:
-    """A whole response: status, body bytes and headers, encoded once when it is built."""
+    """A whole response: status, body bytes and headers (Content-Length first), encoded once
+    when it is built, so an answer kept in memory costs nothing to send again."""
 
     __slots__ = ("body", "headers", "status")
 
@@ -20,7 +21,10 @@ class Response:
     ) -> None:
         self.status = status
         self.body = body
-        self.headers = encode_headers([("content-type", content_type), *headers])
+        self.headers = [
+            (b"content-length", b"%d" % len(body)),
+            *encode_headers([("content-type", content_type), *headers]),
+        ]
 
     def with_headers(self, extra: list[tuple[bytes, bytes]]) -> Response:
         """A copy with ``extra`` (encoded) headers added."""

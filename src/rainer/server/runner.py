@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from rainer.server import limits
+from rainer import defaults as limits
 from rainer.server.app import RainerApp
 from rainer.server.protocol import RainerHttpProtocol
 

@@ -29,12 +29,12 @@ import threading
 
 import yaml
 
-from rainer.server.limits import VALIDATE_INLINE_BYTES as INLINE_BYTES
-from rainer.server.limits import VALIDATE_MAX_ALIASES as MAX_ALIASES
-from rainer.server.limits import VALIDATE_MAX_DEPTH as MAX_DEPTH
-from rainer.server.limits import VALIDATE_TIMEOUT as TIMEOUT
-from rainer.server.limits import VALIDATE_WORKER_MEMORY_BYTES as WORKER_MEMORY_BYTES
-from rainer.server.limits import VALIDATE_WORKERS as WORKERS
+from rainer.defaults import VALIDATE_INLINE_BYTES as INLINE_BYTES
+from rainer.defaults import VALIDATE_MAX_ALIASES as MAX_ALIASES
+from rainer.defaults import VALIDATE_MAX_DEPTH as MAX_DEPTH
+from rainer.defaults import VALIDATE_TIMEOUT as TIMEOUT
+from rainer.defaults import VALIDATE_WORKER_MEMORY_BYTES as WORKER_MEMORY_BYTES
+from rainer.defaults import VALIDATE_WORKERS as WORKERS
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _KINDS = {"json": b"j", "yaml": b"y"}

@@ -1,9 +1,16 @@
-"""Every bound and default of the server, in one place (docs/limits.md explains each).
+"""Every default and bound of Rainer, in one place (docs/limits.md explains the bounds).
 
-Imported by the command line for its defaults, so it imports nothing heavy.
+The command line reads its defaults here, so this module imports nothing.
 """
 
 from __future__ import annotations
+
+# -- where the server listens, and what it serves (cli.serve) ------------------------------
+HOST = "127.0.0.1"
+PORT = 8080
+DATABASE = "sqlite:///rainer.db"
+TABLE = "rainer"
+PREFIX = "/diary"
 
 # -- requests (server.protocol, server.app) -------------------------------------------------
 #: A request line and its headers, in bytes, and how many headers; beyond either: 431.
@@ -41,3 +48,17 @@ VALIDATE_TIMEOUT = 10.0
 VALIDATE_WORKER_MEMORY_BYTES = 2 * 1024**3
 #: Worker processes (each started when first needed).
 VALIDATE_WORKERS = 2
+
+# -- ZooKeeper (keeper) -----------------------------------------------------------------------
+#: Base path: commits under PATH/data, the auto-publishers' election under PATH/election.
+ZK_PATH = "/rainer"
+ZK_SESSION_TIMEOUT = 10.0
+#: Seconds one ZooKeeper request may take (kazoo would hold one for as long as it reconnects).
+ZK_REQUEST_TIMEOUT = 5.0
+#: A stored commit larger than this cannot be published (ZooKeeper's jute.maxbuffer is 1 MiB).
+ZK_MAX_NODE_BYTES = 1_000_000
+#: The elected auto-publisher republishes every head this often, each wait drawn within ±20%.
+PUBLISH_PERIOD = 90.0
+PUBLISH_FUZZ = 0.2
+#: The longest a stop waits for ZooKeeper, the auto-publisher and the mirror to let go.
+ZK_STOP_WAIT = 3.0
