@@ -47,6 +47,7 @@ test: system-packages lint test-server test-collection
 
 bench: system-packages $(STAMP) ansible-venv
 	$(BIN)/python bench/http_bench.py
+	$(BIN)/python bench/hostile_bench.py
 	$(BIN)/python bench/zk_bench.py
 	bash scripts/collection-bench.sh
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from rainer import defaults as limits
+from rainer import defaults
 from rainer.server.app import RainerApp
 from rainer.server.protocol import RainerHttpProtocol
 
@@ -33,7 +33,7 @@ def run_server(
     port: int,
     log_level: str,
     access_log: bool,
-    max_connections: int = limits.MAX_CONNECTIONS,
+    max_connections: int = defaults.MAX_CONNECTIONS,
 ) -> int:
     """Serve until SIGTERM or Ctrl-C; returns the exit code."""
     _allow_open_files(max_connections + 256)
@@ -49,8 +49,8 @@ def run_server(
         server_header=False,
         date_header=True,
         limit_concurrency=max_connections,
-        timeout_keep_alive=limits.KEEP_ALIVE_TIMEOUT,
-        timeout_graceful_shutdown=limits.GRACEFUL_SHUTDOWN,
+        timeout_keep_alive=defaults.KEEP_ALIVE_TIMEOUT,
+        timeout_graceful_shutdown=defaults.GRACEFUL_SHUTDOWN,
     )
     server = _Server(config)
     server.run()
