@@ -37,8 +37,8 @@ _NO = frozenset(("no", "false", "0"))
 
 
 def parse_yes_no(text: str) -> bool | None:
-    """yes/no/true/false/1/0 in any case; None for anything else."""
-    lowered = text.strip().lower()
+    """yes/no/true/false/1/0 in any case (and nothing around them); None for anything else."""
+    lowered = text.lower()
     if lowered in _YES:
         return True
     if lowered in _NO:

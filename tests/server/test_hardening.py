@@ -535,3 +535,15 @@ def test_allowed_hosts_widens_the_names(tmp_path):
         ]:
             answer = raw(server, f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
             assert status_of(answer) == status, host
+
+
+def test_max_connections_counts_exactly(tmp_path):
+    """``--max-connections N`` serves N connections at once; the next one is told to wait."""
+    args = ["--database", f"sqlite:///{tmp_path / 'one.db'}", "--max-connections", "1"]
+    with RainerServer(args) as server:  # ready: one connection at a time is served
+        assert call("GET", f"{server.url}/healthz").status == 200
+        with socket.create_connection((server.host, server.port), timeout=10):
+            answer = raw(server, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert status_of(answer) == 503
+        assert body_of(answer) == b"Too many connections: at most 1 are served at once; try again"
+        assert b"retry-after: 1" in answer.lower()

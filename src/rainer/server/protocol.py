@@ -10,6 +10,8 @@ client hold memory or a connection for as long as it likes, so this protocol add
   the end of the previous response, else ``408`` (or a silent close when nothing was sent);
 - ``WRITE_TIMEOUT`` seconds for a client that stops reading a response, then the connection is
   dropped;
+- at most ``--max-connections`` connections served at once (uvicorn's own check counts one
+  short and answers in its own words): a request on a further one gets ``503`` at once;
 
 and writes each response in one piece (``coalescing``). Bodies are bounded by the application
 (``--max-payload-bytes`` and its own timeout between pieces of a body).
@@ -37,6 +39,8 @@ class RainerHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+        self._max_connections = self.config.limit_concurrency
+        self.limit_concurrency = None  # checked in on_headers_complete instead
         self._head_bytes = 0
         self._head_count = 0
         self._refusal: tuple[int, str] | None = None
@@ -78,7 +82,16 @@ class RainerHttpProtocol(HttpToolsProtocol):
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
-        super().on_headers_complete()
+        limit = self._max_connections
+        if limit is None or (len(self.connections) <= limit and len(self.tasks) < limit):
+            super().on_headers_complete()
+            return
+        # This request is answered by _too_busy instead of the application.
+        app, self.app = self.app, _too_busy(limit)
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = app
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -151,3 +164,20 @@ class RainerHttpProtocol(HttpToolsProtocol):
             if timer is not None:
                 timer.cancel()
         self._head_timer = self._write_timer = None
+
+
+def _too_busy(limit: int):
+    """An ASGI application answering 503 when ``limit`` connections are being served."""
+    body = f"Too many connections: at most {limit} are served at once; try again".encode()
+
+    async def answer(scope, receive, send) -> None:
+        headers = [
+            (b"content-length", b"%d" % len(body)),
+            (b"content-type", b"text/plain; charset=UTF-8"),
+            (b"retry-after", b"1"),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return answer
