@@ -49,17 +49,11 @@ from loads import Load, Result, Settings
 from targets import harness
 from zk_bench import percentile
 
-try:  # the server's bounds: rainer.defaults, formerly rainer.server.limits
-    from rainer import defaults as bounds
-except ImportError:
-    from rainer.server import limits as bounds  # type: ignore[no-redef]
-
-HEAD_TIMEOUT = bounds.HEAD_TIMEOUT
-VALIDATE_INLINE_BYTES = bounds.VALIDATE_INLINE_BYTES
+from rainer.defaults import CACHE_BYTES, HEAD_TIMEOUT, VALIDATE_INLINE_BYTES
 
 MIB = 1024 * 1024
 KIB = 1024
-DEFAULT_CACHE_BYTES = bounds.CACHE_BYTES  # rainer serve's default --cache-bytes
+DEFAULT_CACHE_BYTES = CACHE_BYTES  # rainer serve's default --cache-bytes
 SMALL_CACHE_BYTES = 16 * MIB
 AUTHOR = {"X-Rainer-Author": "bench", "Content-Type": "text/plain"}
 HOSTILE_PREFIX = "hostile-"  # keys the attack commits; buried (tombstoned) after each run
