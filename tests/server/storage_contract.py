@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from rainer.commit import Commit
-from rainer.errors import CommitOrderingError
+from rainer.errors import CommitOrderingError, NotFoundError
 
 MTIME = datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=UTC)
 
@@ -150,3 +150,30 @@ class StorageContract:
         winners = sorted(version for version, won in outcomes if won)
         assert winners == list(range(1, rounds + 1))
         assert [c.version for c in storage.history("race")] == list(range(rounds, 0, -1))
+
+    def test_payload_slices_join_into_the_payload(self, storage):
+        from rainer.storage.base import SLICE_BYTES
+
+        big = bytes(range(256)) * (3 * SLICE_BYTES // 256) + b"end"  # three slices and a bit
+        storage.save(make_commit("big", 1, big, comment="x" * 3000))  # a header over the prefix
+        storage.save(make_commit("big", 2, b""))
+        slices = list(storage.payload_slices("big", 1, len(big)))
+        assert b"".join(slices) == big and len(slices) == 4
+        assert all(len(piece) <= SLICE_BYTES for piece in slices)
+        assert list(storage.payload_slices("big", 2, 0)) == []
+        with pytest.raises(NotFoundError):
+            list(storage.payload_slices("big", 3, 10))
+
+    def test_infos_carry_sizes_without_payloads(self, storage):
+        storage.save(make_commit("a", 1, b"12345"))
+        storage.save(make_commit("a", 2, b"1234567", comment="c" * 5000))
+        storage.save(make_commit("t", 1, None))
+        infos = {info.key: info for info in storage.head_infos()}
+        assert infos["a"] == storage.get("a").info() and infos["a"].size == 7
+        assert infos["t"].empty and infos["t"].size == 0
+        assert storage.history_infos("a") == [c.info() for c in storage.history("a")]
+        assert [i.version for i in storage.history_infos("a", limit=1)] == [2]
+        assert [i.version for i in storage.history_infos("a", before=2)] == [1]
+        found = storage.get_many([("a", 1), ("a", 2), ("a", 3), ("missing", 1)])
+        assert sorted(found) == [("a", 1), ("a", 2)] and found["a", 1].payload == b"12345"
+        assert storage.head_version("a") == 2 and storage.head_version("missing") is None

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +39,7 @@ from rainer.errors import (
     CorruptCommitError,
     NotFoundError,
     PayloadTooLargeError,
+    RainerError,
     StorageUnavailableError,
 )
 from rainer.server import listing, openapi, validation
@@ -55,7 +56,7 @@ from rainer.server.request import (
     rainer_headers,
 )
 from rainer.server.responses import Response, encode_headers, json_response, text
-from rainer.storage.base import Storage
+from rainer.storage.base import SLICE_BYTES, Storage
 from rainer.storage.cached import HeadCache
 from rainer.storage.head_view import HeadView
 
@@ -63,6 +64,7 @@ log = logging.getLogger(__name__)
 
 _CACHED = encode_headers([(wire.HEADER_CACHED, "Yes")])
 _UNAVAILABLE_LOG_EVERY = 10.0  # seconds between two log lines about an unavailable database
+_PACE_MAX = 0.005  # seconds: the longest pause after a streamed chunk
 
 
 @dataclass(frozen=True)
@@ -89,18 +91,21 @@ class Refused(Exception):
         self.headers = list(headers)
 
 
+class _CutShort(Exception):
+    """A streamed answer could not be finished."""
+
+
 class Streamed:
     """A response whose body is made a chunk at a time in a worker thread (sent chunked)."""
 
-    __slots__ = ("chunks", "first", "headers", "status")
+    __slots__ = ("chunks", "headers", "status")
 
     def __init__(
-        self, status: int, first: list[bytes], chunks: Generator[bytes], content_type: str
+        self, chunks: Iterator[bytes], content_type: str, headers: list[tuple[str, str]]
     ) -> None:
-        self.status = status
-        self.first = first
+        self.status = 200
         self.chunks = chunks
-        self.headers = encode_headers([("content-type", content_type)])
+        self.headers = encode_headers([("content-type", content_type), *headers])
 
 
 class RainerApp:
@@ -128,11 +133,20 @@ class RainerApp:
             view.on_commit = self.cache.put  # what the view sees is likely to be read next
         self.committer = GroupCommitter(storage)
         self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="rainer-storage")
+        # Lists and histories are rendered on a thread of their own, so that however many are
+        # being sent, reads and the health check never wait behind them; and one thread, so
+        # that rendering never takes more than its share of the interpreter (see _stream).
+        self._rendering = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rainer-render")
+        self._health = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rainer-health")
         self.validator = (
             validation.Validator(self.config.validate) if self.config.validate != "none" else None
         )
         self._validating = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rainer-validate")
         self._prefix = self.config.prefix.rstrip("/").encode()
+        self._payloads = _Payloads(self.storage, self.cache)
+        #: Bodies up to this size are made whole (and lists kept in the cache); larger ones are
+        #: streamed, so a request in flight holds a few slices, not its whole answer.
+        self._whole_bytes = min(self.cache.max_entry_bytes, listing.WHOLE_BYTES)
         self._openapi_response: Response | None = None
         self._hosts: dict[bytes, bool] = {}
         self._unavailable_logged = 0.0
@@ -151,8 +165,8 @@ class RainerApp:
             self.committer.stop()
             if self.validator is not None:
                 self.validator.close()
-            self._validating.shutdown(wait=True)
-            self.executor.shutdown(wait=True)
+            for pool in (self._validating, self._rendering, self._health, self.executor):
+                pool.shutdown(wait=True)
             self.storage.stop()
             self._started = False
 
@@ -195,36 +209,46 @@ class RainerApp:
             except Exception:
                 log.exception("%s %s failed", scope["method"], scope["path"][:200])
                 response = text(500, "Internal server error (logged on the server)")
-            await self._send(scope, send, response)
+            await self._send(scope, send, response, receive)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 
-    async def _send(self, scope, send, response: Response | Streamed) -> None:
+    async def _send(self, scope, send, response: Response | Streamed, receive=None) -> None:
         head = scope["method"] == "HEAD"
-        if isinstance(response, Streamed):
-            start = {"type": "http.response.start", "status": response.status}
-            await send({**start, "headers": response.headers})
-            try:
-                if not head:
-                    for chunk in response.first:
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    async for chunk in self._chunks(response.chunks):
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            finally:
-                response.chunks.close()
-            await send({"type": "http.response.body", "body": b""})
-            return
         start = {"type": "http.response.start", "status": response.status}
         await send({**start, "headers": response.headers})
+        if isinstance(response, Streamed):
+            if not head:
+                try:
+                    await self._stream(send, receive, response.chunks)
+                except _CutShort:
+                    return  # uvicorn closes a connection whose answer was not completed
+            await send({"type": "http.response.body", "body": b""})
+            return
         await send({"type": "http.response.body", "body": b"" if head else response.body})
 
-    async def _chunks(self, chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    async def _stream(self, send, receive, chunks: Iterator[bytes]) -> None:
+        """Send ``chunks``, each made on a rendering thread while the previous one is sent, and
+        stop making them as soon as the client goes away."""
         loop = asyncio.get_running_loop()
-        while True:
-            chunk = await loop.run_in_executor(self.executor, next, chunks, None)
-            if chunk is None:
-                return
-            yield chunk
+        gone = asyncio.ensure_future(_disconnected(receive))
+        try:
+            while not gone.done():
+                try:
+                    chunk = await loop.run_in_executor(self._rendering, _paced, chunks)
+                except RainerError as exc:
+                    # Too late for an error status: the answer is cut short, which the client
+                    # sees as a chunked body that never ends properly.
+                    log.warning("A streamed answer was cut short: %s", exc)
+                    raise _CutShort from exc
+                if chunk is None or gone.done():
+                    return
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        finally:
+            gone.cancel()
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                await loop.run_in_executor(self._rendering, close)
 
     def _log_unavailable(self, scope, exc: StorageUnavailableError) -> None:
         # One line per outage every few seconds, not one per request.
@@ -302,7 +326,7 @@ class RainerApp:
 
     async def _healthz(self) -> Response:
         try:
-            await self._in_thread(self.storage.ping)
+            await asyncio.get_running_loop().run_in_executor(self._health, self.storage.ping)
         except StorageUnavailableError as exc:
             log.warning("health check: %s", exc)
             return json_response(503, {"status": "unavailable", "database": "unavailable"})
@@ -365,63 +389,32 @@ class RainerApp:
             flags = (every, utf8, b64)
             body = self.cache.list_body(generation, flags)
             if body is None:
-                rendered = await self._in_thread(
-                    self._render, lambda: view.infos(every), listing.render_list, utf8, b64
-                )
+                rendered = await self._render(lambda: view.infos(every), utf8, b64)
                 if isinstance(rendered, Streamed):
                     return rendered
                 body = rendered
                 self.cache.put_list_body(generation, flags, body)
             response = Response(200, body, wire.JSON)
             return _with_cached(response) if view.cached else response
-        rendered = await self._in_thread(
-            self._render,
-            lambda: {info.key: info for info in self.storage.head_infos(every)},
-            listing.render_list,
-            utf8,
-            b64,
+        rendered = await self._render(
+            lambda: {info.key: info for info in self.storage.head_infos(every)}, utf8, b64
         )
         return rendered if isinstance(rendered, Streamed) else Response(200, rendered, wire.JSON)
 
-    def _render(
-        self,
-        source: Callable[[], dict[str, CommitInfo]],
-        render: Callable[..., Generator[bytes]],
-        utf8: bool,
-        b64: bool,
+    async def _render(
+        self, source: Callable[[], dict[str, CommitInfo]], utf8: bool, b64: bool
     ) -> bytes | Streamed:
-        """In a worker thread: the body of a list, whole when it fits the cache's largest entry,
-        else the part made so far and the rest to come, streamed."""
-        infos = source()
-        ordered = [infos[key] for key in sorted(infos)]
-        return self._whole_or_streamed(render(ordered, self._payloads, utf8, b64))
+        """The body of a list: made whole when it is small enough to keep, else streamed."""
 
-    def _whole_or_streamed(self, chunks: Generator[bytes]) -> bytes | Streamed:
-        made: list[bytes] = []
-        size = 0
-        for chunk in chunks:
-            made.append(chunk)
-            size += len(chunk)
-            if size > self.cache.max_entry_bytes:
-                return Streamed(200, made, chunks, wire.JSON)
-        return b"".join(made)
+        def whole_or_streamed() -> bytes | Streamed:
+            infos = source()
+            ordered = [infos[key] for key in sorted(infos)]
+            chunks = listing.render_list(ordered, self._payloads, utf8, b64)
+            if listing.estimated_size(ordered, utf8, b64) > self._whole_bytes:
+                return Streamed(chunks, wire.JSON, [])
+            return b"".join(chunks)
 
-    def _payloads(self, infos: Sequence[CommitInfo]) -> dict[tuple[str, int], bytes | None]:
-        """In a worker thread: the payloads of ``infos``, from memory or in one database read."""
-        found: dict[tuple[str, int], bytes | None] = {}
-        wanted = []
-        for info in infos:
-            entry = self.cache.get(info.key, info.version)
-            if info.empty:
-                found[info.key, info.version] = None
-            elif entry is not None and entry.commit is not None:
-                found[info.key, info.version] = entry.commit.payload
-            else:
-                wanted.append((info.key, info.version))
-        if wanted:
-            for name, commit in self.storage.get_many(wanted).items():
-                found[name] = commit.payload
-        return found
+        return await asyncio.get_running_loop().run_in_executor(self._rendering, whole_or_streamed)
 
     async def _history(self, key: str, query: Query) -> Response | Streamed:
         limit = query.number("limit", 1, wire.HISTORY_LIMIT_MAX, wire.HISTORY_LIMIT)
@@ -442,13 +435,12 @@ class RainerApp:
             query_text += "&payload_base64=yes" if b64 else ""
             target = f"{self.config.prefix.rstrip('/')}/{quote(key, safe='')}/history?{query_text}"
             headers.append(("Link", f'<{target}>; rel="next"'))
-        rendered = await self._in_thread(
-            self._whole_or_streamed, listing.render_history(page, self._payloads, utf8, b64)
-        )
-        if isinstance(rendered, Streamed):
-            rendered.headers += encode_headers(headers)
-            return rendered
-        return Response(200, rendered, wire.JSON, headers)
+        chunks = listing.render_history(page, self._payloads, utf8, b64)
+        if listing.estimated_size(page, utf8, b64) > self._whole_bytes:
+            return Streamed(chunks, wire.JSON, headers)
+        loop = asyncio.get_running_loop()
+        body = await loop.run_in_executor(self._rendering, b"".join, chunks)
+        return Response(200, body, wire.JSON, headers)
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -595,3 +587,50 @@ def _mtime(value: str | None):
             "Malformed header: X-Rainer-Modified-Time (should be ISO-8601, "
             "e.g. 2014-02-11T14:01:28.839-08:00)"
         ) from None
+
+
+class _Payloads:
+    """Payloads for the renderers: from the memory budget when there, else from the storage,
+    small ones a batch at a time and large ones a slice at a time. Runs on rendering threads."""
+
+    def __init__(self, storage: Storage, cache: CommitCache) -> None:
+        self.storage = storage
+        self.cache = cache
+
+    def whole(self, infos: Sequence[CommitInfo]) -> dict[tuple[str, int], bytes | None]:
+        found: dict[tuple[str, int], bytes | None] = {}
+        wanted = []
+        for info in infos:
+            entry = self.cache.get(info.key, info.version)
+            if entry is not None and entry.commit is not None:
+                found[info.key, info.version] = entry.commit.payload
+            else:
+                wanted.append((info.key, info.version))
+        if wanted:
+            for name, commit in self.storage.get_many(wanted).items():
+                found[name] = commit.payload
+        return found
+
+    def slices(self, info: CommitInfo) -> Iterator[bytes]:
+        entry = self.cache.get(info.key, info.version)
+        if entry is not None and entry.commit is not None and entry.commit.payload is not None:
+            payload = entry.commit.payload
+            return (payload[i : i + SLICE_BYTES] for i in range(0, len(payload), SLICE_BYTES))
+        return self.storage.payload_slices(info.key, info.version, info.size)
+
+
+def _paced(chunks: Iterator[bytes]) -> bytes | None:
+    """The next chunk, then a pause twice as long as it took (at most a few milliseconds): large
+    answers give way to small ones, as the pause leaves the interpreter to the event loop."""
+    began = time.perf_counter()
+    chunk = next(chunks, None)
+    time.sleep(min(2 * (time.perf_counter() - began), _PACE_MAX))
+    return chunk
+
+
+async def _disconnected(receive) -> None:
+    """Returns once the client has gone away (uvicorn says so through ``receive``)."""
+    if receive is None:
+        await asyncio.Event().wait()
+    while (await receive())["type"] != "http.disconnect":
+        pass

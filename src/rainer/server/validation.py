@@ -197,6 +197,9 @@ def _read(stream, size: int, timeout: float) -> bytes:
 
 def _serve() -> None:
     """The worker process: answer frames on stdin until it closes."""
+    # Parsing is worth less than answering: let the server's own process have the CPU first.
+    with contextlib.suppress(OSError):
+        os.nice(10)
     with contextlib.suppress(ValueError, OSError):
         import resource
 

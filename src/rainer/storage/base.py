@@ -14,13 +14,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 
 from rainer.commit import Commit, CommitInfo
-from rainer.errors import CorruptCommitError
+from rainer.errors import CorruptCommitError, NotFoundError
 
 #: Called with each stored commit that cannot be read (the storage has logged it already).
 OnUnreadable = Callable[[CorruptCommitError], None]
 
 #: How many payload bytes ``iter_heads`` fetches at once.
 BATCH_BYTES = 4 * 1024 * 1024
+#: How much of a large payload ``payload_slices`` reads at once.
+SLICE_BYTES = 256 * 1024
 
 
 class Storage:
@@ -93,6 +95,17 @@ class Storage:
     def check(self, commit: Commit) -> None:
         """Raise BadRequestError or PayloadTooLargeError for a commit this storage could never
         take whatever its version; called before a commit is queued for saving."""
+
+    def payload_slices(self, key: str, version: int, size: int) -> Iterator[bytes]:
+        """The payload of ``key`` at ``version``, ``SLICE_BYTES`` at a time, so that sending a
+        large one never holds all of it (``size`` is its length, from its CommitInfo). Raises
+        NotFoundError when the commit is gone, CorruptCommitError when it cannot be read."""
+        commit = self.get(key, version)
+        if commit is None:
+            raise NotFoundError(f"no commit {key!r} version {version}")
+        payload = commit.payload or b""
+        for start in range(0, len(payload), SLICE_BYTES):
+            yield payload[start : start + SLICE_BYTES]
 
     def save(self, commit: Commit) -> None:
         """Journal ``commit`` durably.

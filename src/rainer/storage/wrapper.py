@@ -6,7 +6,7 @@ ZooKeeper (``keeper.publishing``) are both "save in the delegate, then act on wh
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from rainer.commit import Commit, CommitInfo
 from rainer.storage.base import OnUnreadable, Storage
@@ -37,6 +37,9 @@ class StorageWrapper(Storage):
 
     def get_many(self, wanted: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Commit]:
         return self.delegate.get_many(wanted)
+
+    def payload_slices(self, key: str, version: int, size: int) -> Iterator[bytes]:
+        return self.delegate.payload_slices(key, version, size)
 
     def history(
         self, key: str, limit: int | None = None, before: int | None = None
