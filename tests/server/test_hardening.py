@@ -547,3 +547,35 @@ def test_max_connections_counts_exactly(tmp_path):
         assert status_of(answer) == 503
         assert body_of(answer) == b"Too many connections: at most 1 are served at once; try again"
         assert b"retry-after: 1" in answer.lower()
+
+
+def _peak_rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_abandoned_large_lists_cost_little_memory(tmp_path):
+    """Twenty clients ask for a list of 20 MB of payloads (about 47 MB as JSON) and hang up after
+    its first bytes: streamed in slices and stopped when the client goes, it never piles up."""
+    with RainerServer(["--database", f"sqlite:///{tmp_path / 'big.db'}"]) as server:
+        for i in range(10):
+            payload = bytes([65 + i]) * (2 * 1024 * 1024)
+            assert post_commit(server.diary_url, f"big{i}", 1, payload, author="a").status == 200
+        before = _peak_rss_mib(server.pid)
+        request = (
+            b"GET /diary?payload_utf8=yes&payload_base64=yes HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        )
+        clients = [socket.create_connection((server.host, server.port), 10) for _ in range(20)]
+        for conn in clients:
+            conn.sendall(request)
+        for conn in clients:
+            assert conn.recv(65536).startswith(b"HTTP/1.1 200")
+            conn.close()
+        # The server is still answering, and a whole list still reads back right.
+        listed = call("GET", f"{server.diary_url}?payload_base64=yes").json()
+        assert sorted(listed) == [f"big{i}" for i in range(10)]
+        grown = _peak_rss_mib(server.pid) - before
+    assert grown < 200, f"the server's peak memory grew by {grown:.0f} MiB"
