@@ -148,6 +148,8 @@ class RainerApp:
         #: streamed, so a request in flight holds a few slices, not its whole answer.
         self._whole_bytes = min(self.cache.max_entry_bytes, listing.WHOLE_BYTES)
         self._openapi_response: Response | None = None
+        #: The web console's ASGI application, served under /ui/ (None: not served).
+        self.console: Callable[..., Any] | None = None
         self._hosts: dict[bytes, bool] = {}
         self._unavailable_logged = 0.0
         self._started = False
@@ -189,7 +191,14 @@ class RainerApp:
     # -- ASGI entry ------------------------------------------------------------------------
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == "http" and self.console is not None and _for_console(scope):
+            try:
+                self._check_host(scope)
+            except Refused as exc:
+                await self._send(scope, send, text(exc.status, str(exc), exc.headers))
+                return
+            await self.console(scope, receive, send)
+        elif scope["type"] == "http":
             try:
                 response = await self._route(scope, receive)
             except BadRequestError as exc:
@@ -459,18 +468,11 @@ class RainerApp:
             raise BadRequestError("Malformed header: X-Rainer-Empty (should be yes or no)")
         mtime = _mtime(headers.get("x-rainer-modified-time"))
         body = await self._read_body(headers, receive)
-        if empty:
-            if body:
-                raise BadRequestError("Empty payload required with X-Rainer-Empty")
-            payload = None
-        else:
-            if self.validator is not None:
-                await self._validate(body)
-            payload = body
-        commit = Commit(key, version, payload, author, comment, mtime)
-        self.storage.check(commit)  # 400/413 for what could never be stored or published
+        if empty and body:
+            raise BadRequestError("Empty payload required with X-Rainer-Empty")
+        commit = Commit(key, version, None if empty else body, author, comment, mtime)
         try:
-            await self.committer.save_async(commit)
+            await self.commit(commit)
         except CommitOrderingError as exc:
             return Response(
                 409,
@@ -478,6 +480,57 @@ class RainerApp:
                 wire.JSON,
             )
         return json_response(200, commit.meta())
+
+    async def commit(self, commit: Commit) -> None:
+        """Check ``commit`` as every write is checked, and save it; returns once it is durable.
+
+        Raises BadRequestError, PayloadTooLargeError or Refused (431) for a commit the server
+        will not take, CommitOrderingError when its version is not the head's plus one.
+        """
+        validate_key(commit.key, new=True)
+        _author(commit.author)
+        _comment(commit.comment)
+        if commit.payload is not None:
+            if len(commit.payload) > self.config.max_payload_bytes:
+                limit = self.config.max_payload_bytes
+                raise PayloadTooLargeError(f"Payload too large: more than {limit} bytes")
+            if self.validator is not None:
+                await self._validate(commit.payload)
+        self.storage.check(commit)  # 400/413 for what could never be stored or published
+        await self.committer.save_async(commit)
+
+    # -- reads for other front ends (the web console) --------------------------------------
+
+    async def read_infos(self, include_empty: bool = False) -> dict[str, CommitInfo]:
+        """The metadata of every key's newest commit (tombstones with ``include_empty``)."""
+        view = self.view
+        if view is not None and (view.complete or not include_empty):
+            return view.infos(include_empty)
+        infos = await self._in_thread(self.storage.head_infos, include_empty)
+        return {info.key: info for info in infos}
+
+    async def read_commit(self, key: str, version: int | None = None) -> Commit | None:
+        """The newest commit of ``key``, or the one at ``version``, with its payload."""
+        if version is None and self.view is not None:
+            info = self.view.info(key)
+            if info is not None:
+                version = info.version
+            elif self.view.complete:
+                return None
+        if version is not None:
+            entry = self.cache.get(key, version)
+            if entry is not None and entry.commit is not None:
+                return entry.commit
+        found = await self._in_thread(self.storage.get, key, version)
+        if found is not None:
+            self.cache.put(found)
+        return found
+
+    async def read_history(
+        self, key: str, limit: int = wire.HISTORY_LIMIT, before: int | None = None
+    ) -> list[CommitInfo]:
+        """The metadata of up to ``limit`` commits of ``key``, newest first, below ``before``."""
+        return await self._in_thread(self.storage.history_infos, key, limit, before)
 
     async def _read_body(self, headers: dict[str, str], receive) -> bytes:
         limit = self.config.max_payload_bytes
@@ -516,6 +569,11 @@ class RainerApp:
         reason = await loop.run_in_executor(pool, self.validator.check, payload)
         if reason is not None:
             raise BadRequestError(f"Malformed input: {reason}")
+
+
+def _for_console(scope) -> bool:
+    path = scope["path"]
+    return path == "/ui" or path.startswith("/ui/")
 
 
 def _allow(method: str, *allowed: str) -> None:
