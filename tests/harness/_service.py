@@ -8,6 +8,7 @@ import contextlib
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -72,11 +73,18 @@ def http_request(
     method: str | None = None,
     headers: Mapping[str, str] | None = None,
     timeout: float = 5.0,
+    tls: ssl.SSLContext | None = None,
 ) -> tuple[int, bytes]:
-    """One HTTP request without a proxy; returns (status, body) for any status."""
+    """One HTTP request without a proxy; returns (status, body) for any status. ``tls`` is the
+    context for an https:// URL (a test CA, say)."""
     request = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    opener = _OPENER
+    if tls is not None:
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=tls)
+        )
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
+        with opener.open(request, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         with exc:

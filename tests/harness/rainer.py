@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -41,10 +42,14 @@ class RainerServer(Service):
         cwd: str | os.PathLike[str] | None = None,
         python: str = sys.executable,
         startup_timeout: float = 30.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         """``args`` are extra ``rainer serve`` options; ``prefix`` is passed as ``--prefix``
-        (default: the server's own, /diary); ``cwd`` defaults to the temporary folder."""
+        (default: the server's own, /diary); ``cwd`` defaults to the temporary folder. ``tls``,
+        for a server given ``--tls-cert``, is a client context trusting its certificate: the URLs
+        are then https://."""
         super().__init__(port=port, startup_timeout=startup_timeout)
+        self.tls = tls
         self.args = list(args)
         self.env = dict(env or {})
         self.prefix = prefix
@@ -61,8 +66,8 @@ class RainerServer(Service):
 
     @property
     def url(self) -> str:
-        """Base URL: ``http://127.0.0.1:PORT``."""
-        return f"http://{self.host}:{self.port}"
+        """Base URL: ``http://127.0.0.1:PORT`` (https:// with ``tls``)."""
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def diary_url(self) -> str:
@@ -102,7 +107,7 @@ class RainerServer(Service):
 
     def _wait_ready(self, deadline: float) -> None:
         self._poll_until(
-            lambda: http_request(self.url + "/healthz", timeout=1.0)[0] == 200,
+            lambda: http_request(self.url + "/healthz", timeout=1.0, tls=self.tls)[0] == 200,
             deadline,
             "GET /healthz answering 200",
             interval=0.05,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -27,11 +28,21 @@ class Reply:
 
 
 def call(
-    method: str, url: str, body: bytes | str | None = None, headers: dict | None = None
+    method: str,
+    url: str,
+    body: bytes | str | None = None,
+    headers: dict | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> Reply:
-    """Send one request on a fresh connection; ``url`` may carry raw percent-escapes."""
+    """Send one request on a fresh connection; ``url`` may carry raw percent-escapes. ``tls`` is
+    the client context for an https:// URL."""
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    if parts.scheme == "https":
+        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+            parts.hostname, parts.port, timeout=30, context=tls
+        )
+    else:
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     if isinstance(body, str):
         body = body.encode()
@@ -45,7 +56,17 @@ def call(
         connection.close()
 
 
-def post_commit(diary: str, key: str, version: int | str, payload: bytes | str = b"", /, **headers):
-    """POST a commit; keyword arguments become X-Rainer-* headers (author='x' → X-Rainer-Author)."""
+def post_commit(
+    diary: str,
+    key: str,
+    version: int | str,
+    payload: bytes | str = b"",
+    /,
+    auth: dict | None = None,
+    tls: ssl.SSLContext | None = None,
+    **headers,
+):
+    """POST a commit; keyword arguments become X-Rainer-* headers (author='x' → X-Rainer-Author);
+    ``auth`` adds headers as they are (an Authorization header, say)."""
     sent = {"X-Rainer-" + name.replace("_", "-").title(): value for name, value in headers.items()}
-    return call("POST", f"{diary}/{key}/{version}", payload, sent)
+    return call("POST", f"{diary}/{key}/{version}", payload, {**sent, **(auth or {})}, tls)

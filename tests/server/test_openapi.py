@@ -65,7 +65,11 @@ def test_description_has_every_route_and_no_other(document):
     routes = {(path, method) for path, method, _ in operations(document)}
     reads = ("get", "head")
     expected = {
-        *((path, method) for method in reads for path in ("/diary", "/healthz", "/openapi.json")),
+        *(
+            (path, method)
+            for method in reads
+            for path in ("/diary", "/healthz", "/whoami", "/openapi.json")
+        ),
         *(
             (f"/diary/{{key}}{suffix}", method)
             for method in reads

@@ -169,6 +169,47 @@ def register(subparsers) -> None:
         help="Host header names to answer besides the default, comma-separated: name, "
         "*.domain, or * for any (default: loopback names on a loopback address, any otherwise)",
     )
+    security = parser.add_argument_group(
+        "security", "who may read and commit what, TLS, and an audit trail (docs/security.md)"
+    )
+    security.add_argument(
+        "--auth",
+        default=_env("AUTH", "") or None,
+        metavar="FILE",
+        help="the auth file: roles, principals and their token hashes or certificate names; "
+        "re-read on SIGHUP",
+    )
+    security.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve everyone, even on an address other machines reach (the default refuses)",
+    )
+    security.add_argument(
+        "--audit-log",
+        default=_env("AUDIT_LOG", "") or None,
+        metavar="PATH",
+        help="one JSON line per write attempt and failed authentication ('-': standard error); "
+        "reopened on SIGHUP",
+    )
+    security.add_argument(
+        "--tls-cert",
+        default=_env("TLS_CERT", "") or None,
+        metavar="FILE",
+        help="serve HTTPS with this certificate (PEM, chain included); re-read on SIGHUP",
+    )
+    security.add_argument(
+        "--tls-key",
+        default=_env("TLS_KEY", "") or None,
+        metavar="FILE",
+        help="the certificate's private key (PEM)",
+    )
+    security.add_argument(
+        "--tls-client-ca",
+        default=_env("TLS_CLIENT_CA", "") or None,
+        metavar="FILE",
+        help="verify client certificates against these CAs; a certificate's subject CN names "
+        "its principal (clients without one may still use tokens)",
+    )
     parser.add_argument(
         "--log-level",
         choices=("debug", "info", "warning", "error"),
@@ -183,16 +224,89 @@ def register(subparsers) -> None:
     )
     parser.set_defaults(handler=run)
 
+    auth = subparsers.add_parser(
+        "auth", help="tools for the server's auth file", description="Tools for --auth FILE."
+    )
+    tools = auth.add_subparsers(dest="auth_command", metavar="TOOL", required=True)
+    token = tools.add_parser(
+        "token",
+        help="print a new random token and the line for the auth file",
+        description="Print a new random token (give it to the client: RAINER_TOKEN, or the "
+        "collection's token option) and, on the next line, the sha256: line to put in the "
+        "principal's tokens in the auth file, which keeps only the hash.",
+    )
+    token.set_defaults(handler=_new_token)
+    check = tools.add_parser(
+        "check", help="check an auth file", description="Check an auth file as the server would."
+    )
+    check.add_argument("file", metavar="FILE", help="the auth file")
+    check.set_defaults(handler=_check_auth_file)
+
+
+def _new_token(args: argparse.Namespace) -> int:
+    from rainer.server.auth import new_token
+
+    token, digest = new_token()
+    print(token)
+    print(digest)
+    return 0
+
+
+def _check_auth_file(args: argparse.Namespace) -> int:
+    from rainer.server.auth import PolicyError, load_policy
+
+    try:
+        policy = load_policy(args.file)
+    except PolicyError as exc:
+        print(f"rainer auth check: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(
+        f"{args.file}: {len(policy.principals)} principals; anonymous may read "
+        f"{policy.anonymous.read.shown() or 'nothing'}, write "
+        f"{policy.anonymous.write.shown() or 'nothing'}"
+    )
+    return 0
+
 
 def run(args: argparse.Namespace) -> int:
     from rainer.server.app import RainerApp, ServerConfig
+    from rainer.server.audit import AuditLog
+    from rainer.server.auth import Guard, PolicyError
     from rainer.server.request import LOOPBACK_NAMES, is_loopback
-    from rainer.server.runner import run_server
+    from rainer.server.runner import Tls, run_server
     from rainer.storage import open_storage
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if not is_loopback(args.host) and args.auth is None and not args.no_auth:
+        print(
+            f"rainer serve: error: --host {args.host} can be reached from other machines, and "
+            "without --auth FILE anyone reaching it could commit anything; give --auth FILE "
+            "(see docs/security.md), or --no-auth to serve everyone anyway",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if args.auth is not None and args.no_auth:
+        print("rainer serve: error: --auth and --no-auth contradict each other", file=sys.stderr)
+        return EXIT_USAGE
+    if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_client_ca and not args.tls_cert):
+        print(
+            "rainer serve: error: --tls-cert and --tls-key go together (and --tls-client-ca "
+            "needs them)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    tls = Tls(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
+    try:
+        guard = Guard(args.auth) if args.auth else None
+        audit = AuditLog(args.audit_log) if args.audit_log else None
+    except PolicyError as exc:
+        print(f"rainer serve: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"rainer serve: error: cannot open the audit log: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     default_hosts = LOOPBACK_NAMES if is_loopback(args.host) else ("*",)
     config = ServerConfig(
         prefix=args.prefix,
@@ -207,7 +321,7 @@ def run(args: argparse.Namespace) -> int:
         if args.zookeeper:
             storage = _with_zookeeper(storage, args)
             view = storage.mirror
-        app = RainerApp(storage, config, view=view)
+        app = RainerApp(storage, config, view=view, guard=guard, audit=audit)
         app.start()
     except MissingDependencyError as exc:
         print(f"rainer serve: error: {exc}", file=sys.stderr)
@@ -217,7 +331,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     try:
         return run_server(
-            app, args.host, args.port, args.log_level, args.access_log, args.max_connections
+            app, args.host, args.port, args.log_level, args.access_log, args.max_connections, tls
         )
     finally:
         app.stop()

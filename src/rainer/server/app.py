@@ -23,6 +23,7 @@ head cache of a single-writer database, or the ZooKeeper mirror, whose answers c
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -43,6 +44,8 @@ from rainer.errors import (
     StorageUnavailableError,
 )
 from rainer.server import listing, openapi, validation
+from rainer.server.audit import AuditLog
+from rainer.server.auth import Credentials, Guard, Principal
 from rainer.server.commit_cache import CommitCache
 from rainer.server.group_commit import GroupCommitter
 from rainer.server.request import (
@@ -55,7 +58,7 @@ from rainer.server.request import (
     parse_version,
     rainer_headers,
 )
-from rainer.server.responses import Response, encode_headers, json_response, text
+from rainer.server.responses import Refused, Response, encode_headers, json_response, text
 from rainer.storage.base import SLICE_BYTES, Storage
 from rainer.storage.cached import HeadCache
 from rainer.storage.head_view import HeadView
@@ -82,13 +85,19 @@ class ServerConfig:
     body_timeout: float = defaults.BODY_TIMEOUT
 
 
-class Refused(Exception):
-    """A request answered with a status of its own (405, 408, 421, 431), and headers."""
+class _Facts:
+    """What a request turned out to be, for the audit log: filled in as it is handled."""
 
-    def __init__(self, status: int, message: str, headers: Sequence[tuple[str, str]] = ()) -> None:
-        super().__init__(message)
-        self.status = status
-        self.headers = list(headers)
+    __slots__ = ("failed_auth", "key", "principal", "sha256", "size", "version_text", "write")
+
+    def __init__(self) -> None:
+        self.write = False
+        self.failed_auth = False
+        self.principal: str | None = None
+        self.key: str | None = None
+        self.version_text: str | None = None
+        self.size: int | None = None
+        self.sha256: str | None = None
 
 
 class _CutShort(Exception):
@@ -113,7 +122,8 @@ class RainerApp:
 
     ``view`` is where heads are read from: given for a cluster (the ZooKeeper mirror); made here,
     as a head cache, for a storage no other process writes; otherwise none, and every read asks
-    the storage.
+    the storage. ``guard`` turns authentication and authorization on; ``audit`` records every
+    write attempt.
     """
 
     def __init__(
@@ -121,8 +131,14 @@ class RainerApp:
         storage: Storage,
         config: ServerConfig | None = None,
         view: HeadView | None = None,
+        guard: Guard | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.config = config or ServerConfig()
+        #: ``--auth``: who may read and commit what (None: everyone may do everything)
+        self.guard = guard
+        #: ``--audit-log``: one line per write attempt and failed authentication
+        self.audit = audit
         if view is None and storage.single_writer:
             storage = storage if isinstance(storage, HeadCache) else HeadCache(storage)
             view = storage
@@ -199,8 +215,9 @@ class RainerApp:
                 return
             await self.console(scope, receive, send)
         elif scope["type"] == "http":
+            scope["rainer"] = facts = _Facts()
             try:
-                response = await self._route(scope, receive)
+                response = await self._route(scope, receive, facts)
             except BadRequestError as exc:
                 response = text(400, str(exc))
             except Refused as exc:
@@ -218,6 +235,8 @@ class RainerApp:
             except Exception:
                 log.exception("%s %s failed", scope["method"], scope["path"][:200])
                 response = text(500, "Internal server error (logged on the server)")
+            if self.audit is not None and (facts.write or facts.failed_auth):
+                self._audit_line(scope, facts, response.status)
             await self._send(scope, send, response, receive)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
@@ -268,7 +287,7 @@ class RainerApp:
 
     # -- routing ---------------------------------------------------------------------------
 
-    async def _route(self, scope, receive) -> Response | Streamed:
+    async def _route(self, scope, receive, facts: _Facts) -> Response | Streamed:
         self._check_host(scope)
         path: bytes = scope.get("raw_path") or scope["path"].encode()
         path = path.split(b"?", 1)[0]
@@ -280,39 +299,96 @@ class RainerApp:
             _allow(method, "GET")
             return self._openapi()
         prefix = self._prefix
+        who = self._identify(scope, facts) if self.guard is not None else None
+        if path == b"/whoami":
+            _allow(method, "GET")
+            if who is None:
+                raise NotFoundError("Not found: the server runs without --auth")
+            return json_response(200, who.describe())
         if not path.startswith(prefix) or path[len(prefix) : len(prefix) + 1] not in (b"", b"/"):
             raise NotFoundError("Not found")
         rest = path[len(prefix) + 1 :]
         if not rest:
             _allow(method, "GET")
-            return await self._list(Query(scope["query_string"]))
+            return await self._list(Query(scope["query_string"]), who)
         if b"/" not in rest:  # the hot path: a head read
             _allow(method, "GET")
-            return await self._get(validate_key(decode(rest, "path")), None, meta=False)
+            key = validate_key(decode(rest, "path"))
+            if who is not None:
+                self._may(who, key, "read")
+            return await self._get(key, None, meta=False)
         parts = [decode(part, "path") for part in rest.split(b"/")]
         if "" in parts or len(parts) > 3:
             raise NotFoundError("Not found")
         key = validate_key(parts[0])
-        if len(parts) == 1:
+        if len(parts) == 2 and method == "POST" and parts[1] not in ("meta", "history"):
+            facts.write = True
+            facts.key, facts.version_text = key, parts[1]
+            return await self._post(scope, receive, key, parse_version(parts[1]), who, facts)
+        if len(parts) == 2 and parts[1] not in ("meta", "history"):
+            _allow(method, "GET", "POST")
+        elif len(parts) != 3 or parts[2] == "meta":
             _allow(method, "GET")
+        if who is not None:
+            self._may(who, key, "read")
+        if len(parts) == 1:
             return await self._get(key, None, meta=False)
         if len(parts) == 2:
             if parts[1] == "meta":
-                _allow(method, "GET")
                 return await self._get(key, None, meta=True)
             if parts[1] == "history":
-                _allow(method, "GET")
                 return await self._history(key, Query(scope["query_string"]))
-            version = parse_version(parts[1])
-            if method == "POST":
-                return await self._post(scope, receive, key, version)
-            _allow(method, "GET", "POST")
-            return await self._get(key, version, meta=False)
+            return await self._get(key, parse_version(parts[1]), meta=False)
         if parts[2] == "meta":
-            version = parse_version(parts[1])
-            _allow(method, "GET")
-            return await self._get(key, version, meta=True)
+            return await self._get(key, parse_version(parts[1]), meta=True)
         raise NotFoundError("Not found")
+
+    # -- who may do what (--auth) ----------------------------------------------------------
+
+    def _identify(self, scope, facts: _Facts) -> Principal:
+        """The request's principal, from its Authorization header or its TLS certificate."""
+        assert self.guard is not None
+        authorization = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value
+                break
+        tls = scope.get("extensions", {}).get("tls", {})
+        credentials = Credentials(authorization, tls.get("client_cert_name"))
+        address = (scope.get("client") or ("-", 0))[0]
+        try:
+            who = self.guard.identify(credentials, address)
+        except Refused:
+            facts.failed_auth = True
+            raise
+        facts.principal = who.name
+        return who
+
+    def _may(self, who: Principal, key: str, permission: str) -> None:
+        allowed = who.can_read(key) if permission == "read" else who.can_write(key)
+        if not allowed:
+            raise Guard.refuse(who, key, permission)
+
+    def _audit_line(self, scope, facts: _Facts, status: int) -> None:
+        assert self.audit is not None
+        outcome = (
+            "committed"
+            if status == 200
+            else "authentication failed"
+            if facts.failed_auth
+            else "refused"
+        )
+        self.audit.write(
+            principal=facts.principal,
+            address=(scope.get("client") or ("-", 0))[0],
+            method=scope["method"],
+            key=facts.key,
+            version=facts.version_text,
+            status=status,
+            outcome=outcome,
+            size=facts.size,
+            sha256=facts.sha256,
+        )
 
     def _check_host(self, scope) -> None:
         """Refuse Host names the server was not told to answer for: a page that rebinds its own
@@ -387,18 +463,28 @@ class RainerApp:
             raise NotFoundError("Key not found")
         return self.cache.put(found).payload_response()
 
-    async def _list(self, query: Query) -> Response | Streamed:
+    async def _list(self, query: Query, who: Principal | None) -> Response | Streamed:
         every = query.flag("all")
         utf8 = query.flag("payload_utf8")
         b64 = query.flag("payload_base64")
+        # With --auth, a list holds only what the caller may read.
+        readable = None if who is None or who.read.everything else who.read
+        if readable is not None and readable.nothing and who is not None and who.anonymous:
+            raise Guard.refuse(who, "*", "read")
+
+        def only_readable(infos: dict[str, CommitInfo]) -> dict[str, CommitInfo]:
+            if readable is None:
+                return infos
+            return {key: info for key, info in infos.items() if readable.match(key)}
+
         view = self.view
         if view is not None and (view.complete or not every):
             # Read the generation before the heads, so a body is never filed as newer than it is.
             generation = view.generation
-            flags = (every, utf8, b64)
+            flags = (every, utf8, b64, readable)
             body = self.cache.list_body(generation, flags)
             if body is None:
-                rendered = await self._render(lambda: view.infos(every), utf8, b64)
+                rendered = await self._render(lambda: only_readable(view.infos(every)), utf8, b64)
                 if isinstance(rendered, Streamed):
                     return rendered
                 body = rendered
@@ -406,7 +492,9 @@ class RainerApp:
             response = Response(200, body, wire.JSON)
             return _with_cached(response) if view.cached else response
         rendered = await self._render(
-            lambda: {info.key: info for info in self.storage.head_infos(every)}, utf8, b64
+            lambda: only_readable({info.key: info for info in self.storage.head_infos(every)}),
+            utf8,
+            b64,
         )
         return rendered if isinstance(rendered, Streamed) else Response(200, rendered, wire.JSON)
 
@@ -453,21 +541,30 @@ class RainerApp:
 
     # -- writes ----------------------------------------------------------------------------
 
-    async def _post(self, scope, receive, key: str, version: int) -> Response:
+    async def _post(
+        self, scope, receive, key: str, version: int, who: Principal | None, facts: _Facts
+    ) -> Response:
         validate_key(key, new=True)
         headers = rainer_headers(scope["headers"])
+        declared = headers.get("content-length", "")
+        if declared.isascii() and declared.isdigit():
+            facts.size = int(declared)
+        if who is not None:
+            self._may(who, key, "write")
         if headers.get("x-rainer-key", key) != key:
             raise BadRequestError("X-Rainer-Key must match URL key, or be omitted")
         sent_version = headers.get("x-rainer-version")
         if sent_version is not None and sent_version.strip() != str(version):
             raise BadRequestError("X-Rainer-Version must match URL version, or be omitted")
-        author = _author(headers.get("x-rainer-author"))
+        author = _author(headers.get("x-rainer-author"), who)
         comment = _comment(headers.get("x-rainer-comment", ""))
         empty = wire.parse_yes_no(headers.get("x-rainer-empty", "no"))
         if empty is None:
             raise BadRequestError("Malformed header: X-Rainer-Empty (should be yes or no)")
         mtime = _mtime(headers.get("x-rainer-modified-time"))
         body = await self._read_body(headers, receive)
+        facts.size = len(body)
+        facts.sha256 = hashlib.sha256(body).hexdigest() if self.audit is not None else None
         if empty and body:
             raise BadRequestError("Empty payload required with X-Rainer-Empty")
         commit = Commit(key, version, None if empty else body, author, comment, mtime)
@@ -603,7 +700,14 @@ def _unreadable(exc: CorruptCommitError) -> str:
     return f"Unreadable commit: key {exc.key!r} version {exc.version} (logged on the server)"
 
 
-def _author(value: str | None) -> str:
+def _author(value: str | None, who: Principal | None = None) -> str:
+    """The author a commit records: the header's, or with --auth the proven principal (an
+    admin may name someone else, as a release tool committing on a person's behalf does)."""
+    if who is not None:
+        if value is None or value == who.name:
+            return who.name
+        if not who.admin:
+            raise Refused(403, f"Forbidden: {who.name} may not commit as {value!r}")
     if value is None:
         raise BadRequestError("Missing header: X-Rainer-Author")
     if not value.strip():

@@ -96,11 +96,11 @@ class CommitCache:
         self._put((commit.key, commit.version), entry, entry.cost)
         return entry
 
-    def list_body(self, generation: int, flags: tuple[bool, ...]) -> bytes | None:
+    def list_body(self, generation: int, flags: tuple[object, ...]) -> bytes | None:
         found = self._get(("\0list", generation, flags))
         return found if isinstance(found, bytes) else None
 
-    def put_list_body(self, generation: int, flags: tuple[bool, ...], body: bytes) -> None:
+    def put_list_body(self, generation: int, flags: tuple[object, ...], body: bytes) -> None:
         with self._lock:
             if self._list_generation != generation:
                 # Lists of older generations will never be asked for again.

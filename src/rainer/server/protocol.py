@@ -41,6 +41,7 @@ class RainerHttpProtocol(HttpToolsProtocol):
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
         self._max_connections = self.config.limit_concurrency
         self.limit_concurrency = None  # checked in on_headers_complete instead
+        self._tls = _tls_extension(transport)
         self._head_bytes = 0
         self._head_count = 0
         self._refusal: tuple[int, str] | None = None
@@ -61,6 +62,8 @@ class RainerHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        if self._tls is not None:
+            self.scope["extensions"] = {"tls": self._tls}
         self._head_bytes = 0
         self._head_count = 0
         if self._head_timer is None:
@@ -181,3 +184,17 @@ def _too_busy(limit: int):
         await send({"type": "http.response.body", "body": body})
 
     return answer
+
+
+def _tls_extension(transport: asyncio.Transport) -> dict[str, object] | None:
+    """What a TLS connection tells the application, as ASGI's TLS extension names it: the
+    subject common name of the client certificate, when one was presented and verified."""
+    ssl_object = transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return None
+    name = None
+    for rdn in (ssl_object.getpeercert() or {}).get("subject", ()):
+        for attribute, value in rdn:
+            if attribute == "commonName":
+                name = value
+    return {"client_cert_name": name, "tls_version": ssl_object.version()}

@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rainer import wire
 from rainer.commit import Commit, CommitInfo
+
+
+class Refused(Exception):
+    """A request answered with a status of its own (401, 403, 405, 408, 421, 429, 431), a
+    one-line reason and headers."""
+
+    def __init__(self, status: int, message: str, headers: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = list(headers)
 
 
 class Response:

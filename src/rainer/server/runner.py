@@ -15,16 +15,29 @@ import importlib.util
 import logging
 import resource
 import signal
+import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import uvicorn
 
 from rainer import defaults
 from rainer.server.app import RainerApp
+from rainer.server.auth import PolicyError
 from rainer.server.protocol import RainerHttpProtocol
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Tls:
+    """``--tls-cert``, ``--tls-key`` and ``--tls-client-ca`` (client certificates are then
+    verified against that CA, and asked for but not required: a client may use a token)."""
+
+    cert: str
+    key: str
+    client_ca: str | None = None
 
 
 def run_server(
@@ -34,9 +47,19 @@ def run_server(
     log_level: str,
     access_log: bool,
     max_connections: int = defaults.MAX_CONNECTIONS,
+    tls: Tls | None = None,
 ) -> int:
-    """Serve until SIGTERM or Ctrl-C; returns the exit code."""
+    """Serve until SIGTERM or Ctrl-C, re-reading what can be re-read on SIGHUP; returns the exit
+    code."""
     _allow_open_files(max_connections + 256)
+    tls_options: dict[str, object] = {}
+    if tls is not None:
+        tls_options = {
+            "ssl_certfile": tls.cert,
+            "ssl_keyfile": tls.key,
+            "ssl_ca_certs": tls.client_ca,
+            "ssl_cert_reqs": ssl.CERT_OPTIONAL if tls.client_ca else ssl.CERT_NONE,
+        }
     config = uvicorn.Config(
         app,
         host=host,
@@ -51,10 +74,34 @@ def run_server(
         limit_concurrency=max_connections,
         timeout_keep_alive=defaults.KEEP_ALIVE_TIMEOUT,
         timeout_graceful_shutdown=defaults.GRACEFUL_SHUTDOWN,
+        **tls_options,
     )
-    server = _Server(config)
+    server = _Server(config, lambda: _hang_up(app, config, tls))
     server.run()
     return 0 if server.started else 1
+
+
+def _hang_up(app: RainerApp, config: uvicorn.Config, tls: Tls | None) -> None:
+    """SIGHUP: re-read the auth file (a refused one leaves the last good one in force), reopen
+    the audit log (for log rotation) and re-read the certificates. Connections stay open."""
+    if app.guard is not None:
+        try:
+            app.guard.reload()
+        except PolicyError as exc:
+            log.error("Keeping the last good auth file: %s", exc)
+        else:
+            log.info("Re-read the auth file %s", app.guard.path)
+    if app.audit is not None:
+        app.audit.reopen()
+    if tls is not None and isinstance(config.ssl, ssl.SSLContext):
+        try:
+            config.ssl.load_cert_chain(tls.cert, tls.key)
+            if tls.client_ca:
+                config.ssl.load_verify_locations(tls.client_ca)
+        except (OSError, ssl.SSLError) as exc:
+            log.error("Keeping the last good certificate: %s", exc)
+        else:
+            log.info("Re-read the TLS certificate %s", tls.cert)
 
 
 def _allow_open_files(wanted: int) -> None:
@@ -74,11 +121,16 @@ def _allow_open_files(wanted: int) -> None:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, but a stop asked for by SIGTERM or Ctrl-C is a clean exit (status 0).
+    """uvicorn's server, but a stop asked for by SIGTERM or Ctrl-C is a clean exit (status 0),
+    and SIGHUP calls ``on_hang_up``.
 
     uvicorn re-raises the signal after its graceful shutdown, so the process would end "killed by
     SIGTERM"; for us the shutdown is complete and nothing was lost, which is a success.
     """
+
+    def __init__(self, config: uvicorn.Config, on_hang_up: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_hang_up = on_hang_up
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -86,6 +138,7 @@ class _Server(uvicorn.Server):
             yield
             return
         originals = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
+        originals[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: self.on_hang_up())
         try:
             yield
         finally:
