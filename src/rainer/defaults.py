@@ -32,6 +32,11 @@ MAX_CONNECTIONS = 10_000
 # -- commits (server.app, wire) ---------------------------------------------------------------
 #: The largest payload (--max-payload-bytes): the original's MEDIUMBLOB column. Beyond: 413.
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
+#: A change set (POST /diary): at most this many commits, and this many bytes of JSON body.
+MAX_CHANGES = 1000
+MAX_CHANGESET_BYTES = 16 * 1024 * 1024
+#: Keys a bulk read (GET /diary?key=...) may name.
+MAX_LISTED_KEYS = 1000
 
 # -- memory (server.commit_cache) -------------------------------------------------------------
 #: Payloads and rendered answers kept in memory (--cache-bytes).
@@ -62,3 +67,7 @@ PUBLISH_PERIOD = 90.0
 PUBLISH_FUZZ = 0.2
 #: The longest a stop waits for ZooKeeper, the auto-publisher and the mirror to let go.
 ZK_STOP_WAIT = 3.0
+#: With --zk-auth, who may read the nodes besides the servers: "world" (anyone) or "servers".
+ZK_ACL_READ = "world"
+#: With TLS to ZooKeeper, its certificate must name the host as the connection string does.
+ZK_TLS_CHECK_HOSTNAME = True

@@ -37,6 +37,16 @@ class CommitOrderingError(RainerError):
         self.provided_version = provided_version
 
 
+class ChangeSetConflictError(RainerError):
+    """A change set some of whose commits are not their key's head plus one (HTTP 409): nothing
+    of it was saved. ``conflicts`` holds one CommitOrderingError per stale commit, in order."""
+
+    def __init__(self, conflicts: list[CommitOrderingError]) -> None:
+        keys = ", ".join(repr(conflict.key) for conflict in conflicts)
+        super().__init__(f"Conflict on {len(conflicts)} key(s) of the change set: {keys}")
+        self.conflicts = conflicts
+
+
 class CorruptCommitError(RainerError, ValueError):
     """Bytes that should hold a stored commit do not parse as one (HTTP 500 for that commit).
 
@@ -68,27 +78,120 @@ class MissingDependencyError(RainerError):
         self.extra = extra
 
 
-class UnreachableError(StorageUnavailableError):
-    """A Rainer server could not be reached: refused, unresolvable, timed out, or TLS failed.
+# -- what a client of a Rainer server raises ---------------------------------------------------
+#
+# rainer.client raises these, and the collection's module_utils/client.py has classes of the
+# same names and attributes (it cannot import this package). Each error of an exchange carries
+# ``status`` (None when no answer came), ``body`` (the answer's text, "" when none), ``url`` and
+# ``method``. Those that are an HTTP answer are also the meaning above (NotFoundError for 404,
+# CommitOrderingError for 409, ...), so callers catch the meaning or the answer, as they like.
 
-    A storage-unavailable error, so a server fronting another one answers 503 when it is down.
+
+class RainerHTTPError(RainerError):
+    """A Rainer server answered with an error status; the subclasses name the usual ones.
+
+    Raised as it is for the others (401, 403, 405, 408, 421, ...), with the server's reason.
     """
 
-
-class HttpStatusError(RainerError):
-    """A Rainer server answered with an error status; ``status`` and ``body`` say what it was.
-
-    The client raises a subclass that is also the matching error above (NotFoundError for 404,
-    CommitOrderingError for 409, ...), so callers catch the meaning, not the number.
-    """
-
-    def __init__(self, message: str, status: int, body: bytes = b"", url: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        body: str = "",
+        url: str = "",
+        method: str = "",
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.body = body
         self.url = url
+        self.method = method
 
     @property
-    def code(self) -> int:
+    def code(self) -> int | None:
         """The status, under the name urllib's HTTPError (which pyrainer raised) uses."""
         return self.status
+
+
+#: The name this class had before both clients shared one vocabulary.
+HttpStatusError = RainerHTTPError
+
+
+class RainerBadRequestError(RainerHTTPError, BadRequestError):
+    """400: the server refused the request; the message is its reason. Also raised, with no
+    status, for a request the client refuses to send (a key that can never exist, a header
+    with a line break, a tombstone with a payload)."""
+
+
+class RainerNotFoundError(RainerHTTPError, NotFoundError):
+    """404: no such key or version (or the URL is not a diary)."""
+
+
+class RainerConflictError(RainerHTTPError, CommitOrderingError):
+    """409: the version posted is not the key's head plus one; ``expected_version`` is."""
+
+    def __init__(
+        self,
+        key: str,
+        expected_version: int,
+        provided_version: int,
+        status: int | None = 409,
+        body: str = "",
+        url: str = "",
+        method: str = "POST",
+    ) -> None:
+        CommitOrderingError.__init__(self, key, expected_version, provided_version)
+        self.status = status
+        self.body = body
+        self.url = url
+        self.method = method
+
+
+class RainerPayloadTooLargeError(RainerHTTPError, PayloadTooLargeError):
+    """413: the payload is over the server's limit."""
+
+
+class RainerHeaderTooLargeError(RainerHTTPError, BadRequestError):
+    """431: the author or comment is over the server's bound, or the headers are too many."""
+
+
+class RainerServerError(RainerHTTPError, StorageUnavailableError):
+    """5xx: the server failed, or its database is unavailable (503)."""
+
+
+class RainerUnreachableError(StorageUnavailableError):
+    """No answer: connection refused, name not resolved, timed out, reset, or TLS failed.
+
+    A storage-unavailable error, so a server fronting another one answers 503 when it is down.
+    """
+
+    def __init__(self, message: str, url: str = "", method: str = "") -> None:
+        super().__init__(message)
+        self.status: int | None = None
+        self.body = ""
+        self.url = url
+        self.method = method
+
+
+class RainerTLSError(RainerUnreachableError):
+    """The TLS handshake failed (an untrusted or mismatched certificate, not TLS at all).
+    Never retried: trying again cannot change the answer."""
+
+
+class RainerProtocolError(RainerError):
+    """An answer this client cannot read as Rainer's (not JSON, not a commit, a 409 without
+    its conflict): usually a URL that is not a diary, or something in between."""
+
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        body: str = "",
+        url: str = "",
+        method: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+        self.url = url
+        self.method = method

@@ -177,3 +177,21 @@ class StorageContract:
         found = storage.get_many([("a", 1), ("a", 2), ("a", 3), ("missing", 1)])
         assert sorted(found) == [("a", 1), ("a", 2)] and found["a", 1].payload == b"12345"
         assert storage.head_version("a") == 2 and storage.head_version("missing") is None
+
+    def test_a_change_set_is_saved_whole_or_not_at_all(self, storage):
+        if not storage.supports_changesets:
+            pytest.skip("this storage takes no change sets")
+        from rainer.errors import ChangeSetConflictError
+
+        storage.save(make_commit("a", 1))
+        storage.save_changeset([make_commit("a", 2, b"a2"), make_commit("b", 1, b"b1")])
+        assert (storage.get("a").payload, storage.get("b").payload) == (b"a2", b"b1")
+        with pytest.raises(ChangeSetConflictError) as conflict:
+            storage.save_changeset(
+                [make_commit("a", 2), make_commit("c", 1), make_commit("b", 5), make_commit("d", 1)]
+            )
+        found = [(c.key, c.expected_version, c.provided_version) for c in conflict.value.conflicts]
+        assert found == [("a", 3, 2), ("b", 2, 5)]
+        assert storage.get("c") is None and storage.get("d") is None  # nothing was written
+        storage.save_changeset([make_commit("c", 1), make_commit("a", 3, None)])
+        assert storage.get("a").empty and storage.head_version("c") == 1

@@ -12,6 +12,8 @@ database file, and every commit the run saw acknowledged with 200 must read back
 
 from __future__ import annotations
 
+import base64
+import json
 import random
 from collections import Counter
 from collections.abc import Iterable
@@ -34,7 +36,7 @@ MAX_EXAMPLES = 50  # per operation and phase: the whole file takes 30-45 s on 2 
 
 # What the contract answers to input the description calls invalid. 413 and 431 are there
 # because some limits are in bytes, which JSON Schema cannot count.
-INVALID_INPUT_STATUSES = ["400", "404", "405", "409", "413", "431"]
+INVALID_INPUT_STATUSES = ["400", "404", "405", "409", "413", "415", "431"]
 
 STATEFUL = {"generation": {"max-examples": 2 * MAX_EXAMPLES}}
 STATEFUL_ONLY = {
@@ -139,6 +141,8 @@ class Steering:
     def steer(self, case: Any) -> Any:
         if case.method != "POST" or case.meta is None or not case.meta.generation.mode.is_positive:
             return case
+        if "key" not in (case.path_parameters or {}):
+            return case  # a change set: left as generated
         # The choices follow from the case itself, not from a shared sequence: Hypothesis
         # replays cases (to shrink, to check a failure), and a replay must be steered alike.
         headers = case.headers if case.headers is not None else {}
@@ -164,8 +168,9 @@ class Steering:
 
     def observe(self, case: Any, response: Any) -> None:
         if case.method == "POST" and response.status_code == 200:
-            meta = response.json()
-            self.heads[meta["key"]] = max(self.heads.get(meta["key"], 0), meta["version"])
+            answered = response.json()  # one commit's metadata, or a change set's list of them
+            for meta in answered if isinstance(answered, list) else [answered]:
+                self.heads[meta["key"]] = max(self.heads.get(meta["key"], 0), meta["version"])
 
 
 def fuzz(server: RainerServer) -> FuzzRun:
@@ -244,18 +249,35 @@ def _collect(run: FuzzRun, recorder: ScenarioRecorder, phase: str) -> None:
 
 def _acknowledge(run: FuzzRun, interaction: Interaction) -> None:
     assert interaction.response is not None
-    meta = interaction.response.json()
+    answered = interaction.response.json()
     headers = {name.lower(): values[0] for name, values in interaction.request.headers.items()}
-    commit = Acknowledged(
-        request=describe(interaction),
-        payload=None if meta["empty"] else (interaction.request.body or b""),
-        author=headers["x-rainer-author"],
-        comment=headers.get("x-rainer-comment", ""),
-        meta=meta,
-    )
-    earlier = run.acknowledged.setdefault((meta["key"], meta["version"]), commit)
-    if earlier is not commit:  # two 200s for one version: one of them was lost
-        run.find("one version acknowledged twice", commit.request, earlier.request)
+    if isinstance(answered, list):  # a change set: each change as it was sent
+        changes = json.loads(interaction.request.body or b"{}")["changes"]
+        sent = [
+            (
+                None
+                if change.get("empty")
+                else change["payload_utf8"].encode()
+                if "payload_utf8" in change
+                else base64.b64decode(change["payload_base64"]),
+                change.get("comment", headers.get("x-rainer-comment", "")),
+            )
+            for change in changes
+        ]
+    else:
+        answered = [answered]
+        sent = [(interaction.request.body or b"", headers.get("x-rainer-comment", ""))]
+    for meta, (payload, comment) in zip(answered, sent, strict=True):
+        commit = Acknowledged(
+            request=describe(interaction),
+            payload=None if meta["empty"] else payload,
+            author=headers["x-rainer-author"],
+            comment=comment,
+            meta=meta,
+        )
+        earlier = run.acknowledged.setdefault((meta["key"], meta["version"]), commit)
+        if earlier is not commit:  # two 200s for one version: one of them was lost
+            run.find("one version acknowledged twice", commit.request, earlier.request)
 
 
 def describe(interaction: Interaction) -> str:

@@ -26,7 +26,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +36,7 @@ from rainer import defaults, wire
 from rainer.commit import Commit, CommitInfo, now, parse_mtime, validate_key
 from rainer.errors import (
     BadRequestError,
+    ChangeSetConflictError,
     CommitOrderingError,
     CorruptCommitError,
     NotFoundError,
@@ -43,7 +44,7 @@ from rainer.errors import (
     RainerError,
     StorageUnavailableError,
 )
-from rainer.server import listing, openapi, validation
+from rainer.server import changesets, listing, openapi, validation
 from rainer.server.audit import AuditLog
 from rainer.server.auth import Credentials, Guard, Principal
 from rainer.server.commit_cache import CommitCache
@@ -309,7 +310,10 @@ class RainerApp:
             raise NotFoundError("Not found")
         rest = path[len(prefix) + 1 :]
         if not rest:
-            _allow(method, "GET")
+            if method == "POST":
+                facts.write = True
+                return await self._changeset(scope, receive, who, facts)
+            _allow(method, "GET", "POST")
             return await self._list(Query(scope["query_string"]), who)
         if b"/" not in rest:  # the hot path: a head read
             _allow(method, "GET")
@@ -467,17 +471,40 @@ class RainerApp:
         every = query.flag("all")
         utf8 = query.flag("payload_utf8")
         b64 = query.flag("payload_base64")
+        keys = query.every("key")
+        prefix = query.get("prefix")
+        if len(keys) > defaults.MAX_LISTED_KEYS:
+            raise BadRequestError(f"Too many keys: at most {defaults.MAX_LISTED_KEYS}")
+        for key in keys:
+            validate_key(key)
         # With --auth, a list holds only what the caller may read.
         readable = None if who is None or who.read.everything else who.read
         if readable is not None and readable.nothing and who is not None and who.anonymous:
             raise Guard.refuse(who, "*", "read")
 
         def only_readable(infos: dict[str, CommitInfo]) -> dict[str, CommitInfo]:
-            if readable is None:
+            if readable is None and prefix is None:
                 return infos
-            return {key: info for key, info in infos.items() if readable.match(key)}
+            return {
+                key: info
+                for key, info in infos.items()
+                if (readable is None or readable.match(key))
+                and (prefix is None or key.startswith(prefix))
+            }
 
         view = self.view
+        if keys:  # just those keys, from the view where it knows them
+            rendered = await self._render(
+                lambda: only_readable(self._some_infos(dict.fromkeys(keys), every)), utf8, b64
+            )
+            return (
+                rendered if isinstance(rendered, Streamed) else Response(200, rendered, wire.JSON)
+            )
+        if view is not None and (view.complete or not every) and prefix is not None:
+            rendered = await self._render(lambda: only_readable(view.infos(every)), utf8, b64)
+            return (
+                rendered if isinstance(rendered, Streamed) else Response(200, rendered, wire.JSON)
+            )
         if view is not None and (view.complete or not every):
             # Read the generation before the heads, so a body is never filed as newer than it is.
             generation = view.generation
@@ -497,6 +524,27 @@ class RainerApp:
             b64,
         )
         return rendered if isinstance(rendered, Streamed) else Response(200, rendered, wire.JSON)
+
+    def _some_infos(self, keys: Iterable[str], every: bool) -> dict[str, CommitInfo]:
+        """In a worker thread: the heads of ``keys`` that exist (tombstones with ``every``)."""
+        found: dict[str, CommitInfo] = {}
+        view = self.view
+        missing = []
+        for key in keys:
+            try:
+                info = view.info(key) if view is not None else None
+            except CorruptCommitError:
+                continue
+            if info is not None:
+                found[key] = info
+            elif view is None or not view.complete:
+                missing.append(key)
+        if missing:
+            versions = {key: self.storage.head_version(key) for key in missing}
+            wanted = [(key, v) for key, v in versions.items() if v is not None]
+            for (key, _), commit in self.storage.get_many(wanted).items():
+                found[key] = commit.info()
+        return {key: info for key, info in found.items() if every or not info.empty}
 
     async def _render(
         self, source: Callable[[], dict[str, CommitInfo]], utf8: bool, b64: bool
@@ -541,6 +589,59 @@ class RainerApp:
 
     # -- writes ----------------------------------------------------------------------------
 
+    async def _changeset(self, scope, receive, who: Principal | None, facts: _Facts) -> Response:
+        """``POST PREFIX``: many commits, all or nothing."""
+        headers = rainer_headers(scope["headers"])
+        content_type = _header(scope, b"content-type").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise Refused(415, "A change set is JSON: send it with Content-Type: application/json")
+        body = await self._read_body(headers, receive, defaults.MAX_CHANGESET_BYTES)
+        facts.size = len(body)
+        facts.sha256 = hashlib.sha256(body).hexdigest() if self.audit is not None else None
+        loop = asyncio.get_running_loop()
+        changes = await loop.run_in_executor(self._validating, changesets.parse, body)
+        facts.key = ",".join(change.key for change in changes)
+        facts.version_text = ",".join(str(change.version) for change in changes)
+        header_author = headers.get("x-rainer-author")
+        comment = _comment(headers.get("x-rainer-comment", ""))
+        mtime = _mtime(headers.get("x-rainer-modified-time"))
+        if who is not None:
+            for change in changes:
+                self._may(who, change.key, "write")
+        author = _author(header_author, who)
+        commits = [
+            Commit(
+                change.key,
+                change.version,
+                change.payload,
+                author,
+                comment if change.comment is None else _comment(change.comment),
+                mtime,
+            )
+            for change in changes
+        ]
+        for commit in commits:
+            await self._check(commit)
+        if not self.storage.supports_changesets:
+            raise Refused(501, "This server's storage cannot save change sets")
+        try:
+            await self.committer.save_changeset_async(commits)
+        except ChangeSetConflictError as exc:
+            return json_response(
+                409,
+                {
+                    "conflicts": [
+                        {
+                            "key": c.key,
+                            "expectedVersion": c.expected_version,
+                            "providedVersion": c.provided_version,
+                        }
+                        for c in exc.conflicts
+                    ]
+                },
+            )
+        return json_response(200, [commit.meta() for commit in commits])
+
     async def _post(
         self, scope, receive, key: str, version: int, who: Principal | None, facts: _Facts
     ) -> Response:
@@ -584,6 +685,11 @@ class RainerApp:
         Raises BadRequestError, PayloadTooLargeError or Refused (431) for a commit the server
         will not take, CommitOrderingError when its version is not the head's plus one.
         """
+        await self._check(commit)
+        await self.committer.save_async(commit)
+
+    async def _check(self, commit: Commit) -> None:
+        """Refuse a commit the server will not take, whatever its version."""
         validate_key(commit.key, new=True)
         _author(commit.author)
         _comment(commit.comment)
@@ -594,7 +700,6 @@ class RainerApp:
             if self.validator is not None:
                 await self._validate(commit.payload)
         self.storage.check(commit)  # 400/413 for what could never be stored or published
-        await self.committer.save_async(commit)
 
     # -- reads for other front ends (the web console) --------------------------------------
 
@@ -629,8 +734,8 @@ class RainerApp:
         """The metadata of up to ``limit`` commits of ``key``, newest first, below ``before``."""
         return await self._in_thread(self.storage.history_infos, key, limit, before)
 
-    async def _read_body(self, headers: dict[str, str], receive) -> bytes:
-        limit = self.config.max_payload_bytes
+    async def _read_body(self, headers: dict[str, str], receive, limit: int = 0) -> bytes:
+        limit = limit or self.config.max_payload_bytes
         declared = headers.get("content-length")
         if (
             declared is not None
@@ -666,6 +771,14 @@ class RainerApp:
         reason = await loop.run_in_executor(pool, self.validator.check, payload)
         if reason is not None:
             raise BadRequestError(f"Malformed input: {reason}")
+
+
+def _header(scope, name: bytes) -> str:
+    """A request header's value (Latin-1), or "" when it is absent."""
+    for found, value in scope["headers"]:
+        if found == name:
+            return value.decode("latin-1")
+    return ""
 
 
 def _for_console(scope) -> bool:

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import queue
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future
 
 from rainer.commit import Commit
@@ -64,23 +65,50 @@ class GroupCommitter:
         self._queue.put((commit, future))
         await future
 
+    async def save_changeset_async(self, commits: Sequence[Commit]) -> None:
+        """Save ``commits`` all or nothing (``Storage.save_changeset``), in its own transaction on
+        the writer thread, in order with the single commits around it."""
+        future = asyncio.get_running_loop().create_future()
+        self._queue.put((_ChangeSet(commits), future))
+        await future
+
     def _run(self) -> None:
         stopping = False
+        held = None  # a change set met while gathering a batch: written right after it
         while not stopping:
-            item = self._queue.get()
+            item = held if held is not None else self._queue.get()
+            held = None
             if item is _STOP:
                 break
+            if isinstance(item[0], _ChangeSet):
+                self._write_changeset(item)
+                continue
             batch = [item]
             while len(batch) < self.max_batch:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
+                if item is not _STOP and isinstance(item[0], _ChangeSet):
+                    held = item
+                    break
                 if item is _STOP:
                     stopping = True
                     break
                 batch.append(item)
             self._write(batch)
+
+    def _write_changeset(self, item: tuple[_ChangeSet, asyncio.Future]) -> None:
+        changeset, future = item
+        if not _still_wanted(future):
+            return
+        error: Exception | None = None
+        try:
+            self.storage.save_changeset(changeset.commits)
+        except Exception as exc:  # handed to the caller: a conflict, an unavailable database
+            error = exc
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            future.get_loop().call_soon_threadsafe(_answer, [(future, error)])
 
     def _write(self, batch: list[tuple[Commit, Future | asyncio.Future]]) -> None:
         # A save whose caller gave up before it started (a client that went away) is dropped:
@@ -105,6 +133,15 @@ class GroupCommitter:
             # A closed loop raises RuntimeError: nobody is waiting there any more.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_answer, answers)
+
+
+class _ChangeSet:
+    """Commits to save all or nothing, queued as one item."""
+
+    __slots__ = ("commits",)
+
+    def __init__(self, commits: Sequence[Commit]) -> None:
+        self.commits = list(commits)
 
 
 def _still_wanted(future: Future | asyncio.Future) -> bool:

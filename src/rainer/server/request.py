@@ -68,6 +68,10 @@ class Query:
             raise BadRequestError(f"Repeated parameter: '{name}' may be given once")
         return values[0]
 
+    def every(self, name: str) -> list[str]:
+        """Every value of a parameter that may be repeated (``?key=a&key=b``)."""
+        return list(self._values.get(name, ()))
+
     def flag(self, name: str) -> bool:
         """A yes/no parameter, false when absent; BadRequestError when malformed."""
         text = self.get(name)

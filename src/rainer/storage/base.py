@@ -114,6 +114,17 @@ class Storage:
         """
         raise NotImplementedError
 
+    #: True when ``save_changeset`` works (it needs a transaction over several keys).
+    supports_changesets: bool = False
+
+    def save_changeset(self, commits: Sequence[Commit]) -> None:
+        """Save ``commits`` (of distinct keys) all or nothing, durably.
+
+        Raises ChangeSetConflictError naming every commit whose version is not its key's head
+        plus one; nothing is saved then.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot save change sets")
+
     def save_batch(self, commits: Sequence[Commit]) -> list[Exception | None]:
         """Save several commits, in order; the result holds each one's error, or None.
 

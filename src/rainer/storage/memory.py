@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 from rainer.commit import Commit
-from rainer.errors import CommitOrderingError
+from rainer.errors import ChangeSetConflictError, CommitOrderingError
 from rainer.storage.base import Storage
 
 
@@ -39,6 +40,20 @@ class MemoryStorage(Storage):
                     del self._commits[commit.key]
                 raise CommitOrderingError(commit.key, len(versions) + 1, commit.version)
             versions.append(commit)
+
+    supports_changesets = True
+
+    def save_changeset(self, commits: Sequence[Commit]) -> None:
+        with self._lock:
+            conflicts = [
+                CommitOrderingError(c.key, len(self._commits.get(c.key, [])) + 1, c.version)
+                for c in commits
+                if c.version != len(self._commits.get(c.key, [])) + 1
+            ]
+            if conflicts:
+                raise ChangeSetConflictError(conflicts)
+            for commit in commits:
+                self._commits.setdefault(commit.key, []).append(commit)
 
     def history(
         self, key: str, limit: int | None = None, before: int | None = None

@@ -25,6 +25,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModu
 
 from rainer.commit import Commit, CommitInfo, IncompleteHeaderError, decode_info
 from rainer.errors import (
+    ChangeSetConflictError,
     CommitOrderingError,
     CorruptCommitError,
     MissingDependencyError,
@@ -466,6 +467,36 @@ class SqlStorage(Storage):
             with self._write_lock:
                 return self._save_batch(commits)
         return self._save_batch(commits)
+
+    supports_changesets = True
+
+    def save_changeset(self, commits: Sequence[Commit]) -> None:
+        """All ``commits`` in one transaction, or none of them.
+
+        When another process commits one of the keys between our check and our insert, the
+        primary key refuses the insert; the check is made again to name the conflicts.
+        """
+        if self._write_lock is not None:
+            with self._write_lock:
+                self._save_changeset(commits)
+        else:
+            self._save_changeset(commits)
+
+    def _save_changeset(self, commits: Sequence[Commit]) -> None:
+        for _ in range(3):
+            try:
+                with self._writing() as connection, connection.begin():
+                    results, rows = self._check_order(connection, commits)
+                    conflicts = [error for error in results if error is not None]
+                    if conflicts:
+                        raise ChangeSetConflictError(conflicts)  # type: ignore[arg-type]
+                    connection.execute(self._insert, rows)
+                return
+            except IntegrityError:
+                continue  # a race lost to another process: check again, in a new transaction
+            except DBAPIError as exc:
+                raise _unavailable(exc) from exc
+        raise StorageUnavailableError("change set kept racing other writers; try again")
 
     def _writing(self):
         """A connection for one write transaction.

@@ -68,6 +68,14 @@ class StorageWrapper(Storage):
         if result is not None:
             raise result
 
+    @property
+    def supports_changesets(self) -> bool:  # type: ignore[override]
+        return self.delegate.supports_changesets
+
+    def save_changeset(self, commits: Sequence[Commit]) -> None:
+        self.delegate.save_changeset(commits)
+        self.after_save(list(commits))
+
     def save_batch(self, commits: Sequence[Commit]) -> list[Exception | None]:
         results = self.delegate.save_batch(commits)
         saved = [c for c, error in zip(commits, results, strict=True) if error is None]
