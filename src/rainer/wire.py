@@ -18,6 +18,7 @@ HEADER_COMMENT = "X-Rainer-Comment"
 HEADER_MTIME = "X-Rainer-Modified-Time"
 HEADER_EMPTY = "X-Rainer-Empty"
 HEADER_CACHED = "X-Rainer-Cached"
+HEADER_INDEX = "X-Rainer-Index"
 
 TEXT = "text/plain; charset=UTF-8"
 BINARY = "application/octet-stream"

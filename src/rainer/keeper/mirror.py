@@ -67,6 +67,7 @@ class Mirror(HeadView):
         self._needs_resync = False
         self._closed = False
         self._generation = 0
+        self._index = 0
         #: How many full rebuilds ran (the first one included); /healthz reports it.
         self.rebuilds = 0
 
@@ -175,7 +176,10 @@ class Mirror(HeadView):
         wait = self.keeper.wait
         wait(self.client.ensure_path_async(data_path))
         wait(self.client.sync_async(data_path))
-        names = wait(self.client.get_children_async(data_path, watch=self._on_children))
+        names, listing = wait(
+            self.client.get_children_async(data_path, watch=self._on_children, include_data=True)
+        )
+        index = listing.pzxid
         pending = [
             (name, self.client.get_async(f"{data_path}/{name}", watch=self._on_node))
             for name in names
@@ -184,9 +188,10 @@ class Mirror(HeadView):
         known: set[str] = set()
         for name, result in pending:
             try:
-                data, _stat = wait(result)
+                data, stat = wait(result)
             except NoNodeError:  # deleted since the listing; the children watch will tell
                 continue
+            index = max(index, stat.mzxid)
             known.add(name)
             commit = self._parse(name, data)
             if commit is not None:
@@ -199,6 +204,7 @@ class Mirror(HeadView):
             self._heads = fresh
             self._known = known
             self.rebuilds += 1
+            self._index = max(self._index, index)
             self._bump(changes)
         _log_changes(changes)
         log.info("ZooKeeper mirror of %s rebuilt: %d heads", data_path, len(fresh))
@@ -207,10 +213,12 @@ class Mirror(HeadView):
     def _list(self) -> None:
         """The children changed: read new nodes; drop the ones that are gone."""
         data_path = self.keeper.data_path
-        names = set(
-            self.keeper.wait(self.client.get_children_async(data_path, watch=self._on_children))
+        children, listing = self.keeper.wait(
+            self.client.get_children_async(data_path, watch=self._on_children, include_data=True)
         )
+        names = set(children)
         with self._changed:
+            self._index = max(self._index, listing.pzxid)
             gone = [key for key in self._known if key not in names]
             new = [name for name in names if name not in self._known]
         for key in gone:
@@ -222,11 +230,15 @@ class Mirror(HeadView):
         """Read one node afresh (and watch it again)."""
         try:
             request = self.client.get_async(self.keeper.znode(key), watch=self._on_node)
-            data, _stat = self.keeper.wait(request)
+            data, stat = self.keeper.wait(request)
         except NoNodeError:
-            self._apply(key, None, known=False)
+            # The deletion's transaction is the parent's pzxid: read it for the index.
+            _, listing = self.keeper.wait(
+                self.client.get_children_async(self.keeper.data_path, include_data=True)
+            )
+            self._apply(key, None, known=False, index=listing.pzxid)
             return
-        self._apply(key, self._parse(key, data), known=True)
+        self._apply(key, self._parse(key, data), known=True, index=stat.mzxid)
 
     def _parse(self, key: str, data: bytes) -> CommitInfo | None:
         """The metadata of the commit in ``key``'s node (the commit itself goes to
@@ -246,12 +258,13 @@ class Mirror(HeadView):
             self.on_commit(commit)
         return commit.info()
 
-    def _apply(self, key: str, commit: CommitInfo | None, known: bool) -> None:
+    def _apply(self, key: str, commit: CommitInfo | None, known: bool, index: int = 0) -> None:
         with self._changed:
             if known:
                 self._known.add(key)
             else:
                 self._known.discard(key)
+            self._index = max(self._index, index)
             if self._heads.get(key) == commit:
                 return
             if commit is None:
@@ -261,12 +274,20 @@ class Mirror(HeadView):
             self._bump([(key, commit)])
         _log_changes([(key, commit)])
 
+    @property
+    def index(self) -> int:
+        """The newest ZooKeeper transaction (zxid) the mirror has seen under its path: the same
+        number on every server once their mirrors have caught up."""
+        return self._index
+
     def _bump(self, changes: list[tuple[str, CommitInfo | None]]) -> None:
         # Called holding the lock, in the same step as the change: a reader that reads the
         # generation before the heads can never file old heads under a new generation.
         if changes:
             self._generation += 1
             self._changed.notify_all()
+            if self.on_change is not None:
+                self.on_change(changes, self._index)
 
 
 def _log_changes(changes: list[tuple[str, CommitInfo | None]]) -> None:

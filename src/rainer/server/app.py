@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -44,9 +45,9 @@ from rainer.errors import (
     RainerError,
     StorageUnavailableError,
 )
-from rainer.server import changesets, listing, openapi, validation
+from rainer.server import changesets, listing, openapi, validation, watch
 from rainer.server.audit import AuditLog
-from rainer.server.auth import Credentials, Guard, Principal
+from rainer.server.auth import Credentials, Guard, Patterns, Principal
 from rainer.server.commit_cache import CommitCache
 from rainer.server.group_commit import GroupCommitter
 from rainer.server.request import (
@@ -60,6 +61,7 @@ from rainer.server.request import (
     rainer_headers,
 )
 from rainer.server.responses import Refused, Response, encode_headers, json_response, text
+from rainer.server.watch import Change, Watch, parse_wait
 from rainer.storage.base import SLICE_BYTES, Storage
 from rainer.storage.cached import HeadCache
 from rainer.storage.head_view import HeadView
@@ -69,6 +71,7 @@ log = logging.getLogger(__name__)
 _CACHED = encode_headers([(wire.HEADER_CACHED, "Yes")])
 _UNAVAILABLE_LOG_EVERY = 10.0  # seconds between two log lines about an unavailable database
 _PACE_MAX = 0.005  # seconds: the longest pause after a streamed chunk
+_GAP_FILL = 100  # the most commits of one key a feed event recovers from the database
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,26 @@ class Streamed:
         self.headers = encode_headers([("content-type", content_type), *headers])
 
 
+class Feed:
+    """``GET PREFIX?watch=yes``: a server-sent event stream of the commits in a scope."""
+
+    __slots__ = ("b64", "in_scope", "utf8")
+
+    status = 200
+    headers = encode_headers(
+        [
+            ("content-type", "text/event-stream; charset=UTF-8"),
+            ("cache-control", "no-cache"),
+            ("x-accel-buffering", "no"),  # a proxy must pass each event on at once
+        ]
+    )
+
+    def __init__(self, in_scope: Callable[[str], bool], utf8: bool, b64: bool) -> None:
+        self.in_scope = in_scope
+        self.utf8 = utf8
+        self.b64 = b64
+
+
 class RainerApp:
     """The ASGI application. Owns the storage's life cycle through ASGI lifespan events.
 
@@ -146,8 +169,11 @@ class RainerApp:
         self.storage = storage
         self.view = view
         self.cache = CommitCache(self.config.cache_bytes)
+        self.watch = Watch()
         if view is not None:
             view.on_commit = self.cache.put  # what the view sees is likely to be read next
+            view.on_change = self.watch.changed
+        self._own_index = 0  # without a view, watchers hear of this server's own commits
         self.committer = GroupCommitter(storage)
         self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="rainer-storage")
         # Lists and histories are rendered on a thread of their own, so that however many are
@@ -193,6 +219,7 @@ class RainerApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self.watch.bind(asyncio.get_running_loop())
                 try:
                     await asyncio.get_running_loop().run_in_executor(None, self.start)
                 except Exception as exc:
@@ -242,10 +269,15 @@ class RainerApp:
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 
-    async def _send(self, scope, send, response: Response | Streamed, receive=None) -> None:
+    async def _send(self, scope, send, response: Response | Streamed | Feed, receive=None) -> None:
         head = scope["method"] == "HEAD"
         start = {"type": "http.response.start", "status": response.status}
         await send({**start, "headers": response.headers})
+        if isinstance(response, Feed):
+            if not head:
+                await self._feed(scope, send, receive, response)
+            await send({"type": "http.response.body", "body": b""})
+            return
         if isinstance(response, Streamed):
             if not head:
                 try:
@@ -320,6 +352,8 @@ class RainerApp:
             key = validate_key(decode(rest, "path"))
             if who is not None:
                 self._may(who, key, "read")
+            if scope["query_string"]:
+                await self._block_on_key(key, Query(scope["query_string"]))
             return await self._get(key, None, meta=False)
         parts = [decode(part, "path") for part in rest.split(b"/")]
         if "" in parts or len(parts) > 3:
@@ -335,11 +369,11 @@ class RainerApp:
             _allow(method, "GET")
         if who is not None:
             self._may(who, key, "read")
-        if len(parts) == 1:
-            return await self._get(key, None, meta=False)
+        if len(parts) == 1 or (len(parts) == 2 and parts[1] == "meta"):
+            if scope["query_string"]:
+                await self._block_on_key(key, Query(scope["query_string"]))
+            return await self._get(key, None, meta=len(parts) == 2)
         if len(parts) == 2:
-            if parts[1] == "meta":
-                return await self._get(key, None, meta=True)
             if parts[1] == "history":
                 return await self._history(key, Query(scope["query_string"]))
             return await self._get(key, parse_version(parts[1]), meta=False)
@@ -467,7 +501,7 @@ class RainerApp:
             raise NotFoundError("Key not found")
         return self.cache.put(found).payload_response()
 
-    async def _list(self, query: Query, who: Principal | None) -> Response | Streamed:
+    async def _list(self, query: Query, who: Principal | None) -> Response | Streamed | Feed:
         every = query.flag("all")
         utf8 = query.flag("payload_utf8")
         b64 = query.flag("payload_base64")
@@ -481,6 +515,35 @@ class RainerApp:
         readable = None if who is None or who.read.everything else who.read
         if readable is not None and readable.nothing and who is not None and who.anonymous:
             raise Guard.refuse(who, "*", "read")
+        wanted = frozenset(keys)
+
+        def in_scope(key: str) -> bool:
+            return (
+                (not wanted or key in wanted)
+                and (prefix is None or key.startswith(prefix))
+                and (readable is None or readable.match(key))
+            )
+
+        if query.flag("watch"):
+            return Feed(in_scope, utf8, b64)
+        index = self._index()
+        if query.get("index") is not None:
+            since = query.number("index", 0, 2**63 - 1)
+            assert since is not None
+            index = await self._block_on_list(since, in_scope, parse_wait(query.get("wait")))
+        response = await self._list_answer(every, utf8, b64, keys, prefix, readable)
+        return _with_index(response, index)
+
+    async def _list_answer(
+        self,
+        every: bool,
+        utf8: bool,
+        b64: bool,
+        keys: list[str],
+        prefix: str | None,
+        readable: Patterns | None,
+    ) -> Response | Streamed:
+        """The list's answer, once it is time to give it."""
 
         def only_readable(infos: dict[str, CommitInfo]) -> dict[str, CommitInfo]:
             if readable is None and prefix is None:
@@ -545,6 +608,136 @@ class RainerApp:
             for (key, _), commit in self.storage.get_many(wanted).items():
                 found[key] = commit.info()
         return {key: info for key, info in found.items() if every or not info.empty}
+
+    # -- watching ----------------------------------------------------------------------------
+
+    async def _feed(self, scope, send, receive, feed: Feed) -> None:
+        """Send commits as server-sent events until the client goes away or the server stops:
+        first those after ``Last-Event-ID`` (or a ``reset`` event when they are no longer
+        known), then each as it comes, with keep-alive comments in quiet times."""
+        queue = self.watch.feed()  # before the replay, so nothing falls between the two
+        gone = asyncio.ensure_future(_disconnected(receive))
+        sent: dict[str, int] = {}  # newest version sent of each key
+
+        async def emit(changes: Iterable[Change]) -> None:
+            for change in changes:
+                if feed.in_scope(change.key):
+                    for index, info in await self._commits_of(change, sent):
+                        await send_event("commit", index, await self._event(info, feed))
+
+        async def send_event(kind: str, index: int, data: bytes) -> None:
+            event = b"id: %d\nevent: %s\ndata: %s\n\n" % (index, kind.encode(), data)
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+
+        try:
+            last = _last_event_id(scope)
+            recent = list(self.watch.recent)
+            current = self._index()
+            if last is not None:
+                known = not recent or recent[0].index <= last + 1
+                if last > current or (not known and last < current):
+                    reset = {"reason": "the events after that id are no longer known: list again"}
+                    await send_event("reset", current, wire.json_body(reset).rstrip())
+                else:
+                    await emit(change for change in recent if change.index > last)
+            await send({"type": "http.response.body", "body": b": watching\n\n", "more_body": True})
+            while not gone.done() and not self.watch.closing:
+                getting = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait(
+                    {getting, gone}, timeout=watch.KEEP_ALIVE, return_when=asyncio.FIRST_COMPLETED
+                )
+                if getting not in done:
+                    getting.cancel()
+                    if not gone.done():
+                        keep = {"type": "http.response.body", "body": b": keep-alive\n\n"}
+                        await send({**keep, "more_body": True})
+                    continue
+                batch = getting.result()
+                if batch is None:  # the server is stopping
+                    return
+                await emit(batch)
+        finally:
+            gone.cancel()
+            self.watch.unfeed(queue)
+
+    async def _commits_of(
+        self, change: Change, sent: dict[str, int]
+    ) -> list[tuple[int, CommitInfo]]:
+        """The commits a change stands for, oldest first: a mirror may report two commits of a
+        key as one change, or a tombstone as a key that left; the database fills the gap."""
+        info = change.info
+        if info is not None and info.version == sent.get(change.key, 0) + 1:
+            found = [info]
+        else:
+            newest = info.version if info is not None else await self._head_version(change.key)
+            if newest is None or newest <= sent.get(change.key, 0):
+                return []
+            missing = newest - sent.get(change.key, newest - 1)
+            found = await self.read_history(change.key, min(missing, _GAP_FILL), newest + 1)
+            found.reverse()
+        if found:
+            sent[change.key] = found[-1].version
+        return [(change.index, found_info) for found_info in found]
+
+    async def _event(self, info: CommitInfo, feed: Feed) -> bytes:
+        """A commit's event data: its metadata, with its payload when the feed asked for it."""
+        if (feed.utf8 or feed.b64) and not info.empty:
+            commit = await self.read_commit(info.key, info.version)
+            payload = commit.payload if commit is not None else None
+            return wire.json_body(
+                wire.meta_with_payload(info, payload, feed.utf8, feed.b64)
+            ).rstrip()
+        return wire.json_body(info.meta()).rstrip()
+
+    def _index(self) -> int:
+        """The index a list answer carries: the view's, or this server's own commit count."""
+        return self.view.index if self.view is not None else self._own_index
+
+    async def _head_version(self, key: str) -> int | None:
+        """The newest version of ``key``, tombstones included."""
+        view = self.view
+        if view is not None:
+            try:
+                info = view.info(key)
+            except CorruptCommitError as exc:
+                return exc.version
+            if info is not None or view.complete:
+                return None if info is None else info.version
+        return await self._in_thread(self.storage.head_version, key)
+
+    async def _block_on_key(self, key: str, query: Query) -> None:
+        """``?index=N&wait=…``: return once ``key``'s newest version is above N (a tombstone
+        counts), or when the wait is over."""
+        index = query.number("index", 0, INT_MAX)
+        wait = parse_wait(query.get("wait"))
+        if index is None:
+            return
+        deadline = time.monotonic() + _jittered(wait)
+        while True:
+            current = await self._head_version(key)
+            remaining = deadline - time.monotonic()
+            if (current is not None and current > index) or remaining <= 0:
+                return
+            if not await self.watch.key(key, lambda _change: True, remaining):
+                return
+
+    async def _block_on_list(self, since: int, in_scope: Callable[[str], bool], wait: float) -> int:
+        """``?index=I&wait=…`` on the list: return the index to answer with, once a key in the
+        list's scope changed after I (at once when one already has), or when the wait is over.
+        """
+        current = self._index()
+        recent = self.watch.recent
+        if current > since and (
+            not recent
+            or recent[0].index > since + 1  # older than what is remembered: cannot tell
+            or any(change.index > since and in_scope(change.key) for change in recent)
+        ):
+            return current
+        if current < since and self.view is not None and not self.view.cached:
+            return current  # an index from before this server's journal: start again
+        matches = lambda change: change.index > since and in_scope(change.key)  # noqa: E731
+        await self.watch.any(matches, _jittered(wait))
+        return self._index()
 
     async def _render(
         self, source: Callable[[], dict[str, CommitInfo]], utf8: bool, b64: bool
@@ -626,6 +819,7 @@ class RainerApp:
             raise Refused(501, "This server's storage cannot save change sets")
         try:
             await self.committer.save_changeset_async(commits)
+            self._heard(commits)
         except ChangeSetConflictError as exc:
             return json_response(
                 409,
@@ -687,6 +881,14 @@ class RainerApp:
         """
         await self._check(commit)
         await self.committer.save_async(commit)
+        self._heard([commit])
+
+    def _heard(self, commits: list[Commit]) -> None:
+        """Without a view, watchers learn of this server's own commits, and only of those."""
+        if self.view is None:
+            for commit in commits:
+                self._own_index += 1
+                self.watch.changed([(commit.key, commit.info())], self._own_index)
 
     async def _check(self, commit: Commit) -> None:
         """Refuse a commit the server will not take, whatever its version."""
@@ -892,6 +1094,25 @@ class _Payloads:
             payload = entry.commit.payload
             return (payload[i : i + SLICE_BYTES] for i in range(0, len(payload), SLICE_BYTES))
         return self.storage.payload_slices(info.key, info.version, info.size)
+
+
+def _last_event_id(scope) -> int | None:
+    """The ``Last-Event-ID`` a resuming event-stream client sends, when it is a number."""
+    text = _header(scope, b"last-event-id").strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 20 else None
+
+
+def _jittered(wait: float) -> float:
+    """A wait, plus up to a sixteenth more, so that many watchers do not all wake together."""
+    return wait + random.uniform(0, wait / 16)
+
+
+def _with_index(response: Response | Streamed, index: int) -> Response | Streamed:
+    header = encode_headers([(wire.HEADER_INDEX, str(index))])
+    if isinstance(response, Streamed):
+        response.headers += header
+        return response
+    return response.with_headers(header)
 
 
 def _paced(chunks: Iterator[bytes]) -> bytes | None:

@@ -76,7 +76,7 @@ def run_server(
         timeout_graceful_shutdown=defaults.GRACEFUL_SHUTDOWN,
         **tls_options,
     )
-    server = _Server(config, lambda: _hang_up(app, config, tls))
+    server = _Server(config, lambda: _hang_up(app, config, tls), app.watch.close)
     server.run()
     return 0 if server.started else 1
 
@@ -128,9 +128,21 @@ class _Server(uvicorn.Server):
     SIGTERM"; for us the shutdown is complete and nothing was lost, which is a success.
     """
 
-    def __init__(self, config: uvicorn.Config, on_hang_up: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        on_hang_up: Callable[[], None],
+        on_stopping: Callable[[], None],
+    ) -> None:
         super().__init__(config)
         self.on_hang_up = on_hang_up
+        self.on_stopping = on_stopping
+
+    async def shutdown(self, sockets=None) -> None:
+        # Requests waiting for a change are answered now, and feeds end, rather than holding
+        # the stop for the whole graceful period.
+        self.on_stopping()
+        await super().shutdown(sockets)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

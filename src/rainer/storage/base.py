@@ -75,6 +75,10 @@ class Storage:
         """
         raise NotImplementedError
 
+    def commit_count(self) -> int:
+        """How many commits the journal holds (every version of every key)."""
+        return sum(info.version for info in self.head_infos())
+
     def head_version(self, key: str) -> int | None:
         """The version of ``key``'s newest commit, or None when it has none."""
         head = self.get(key)

@@ -33,6 +33,7 @@ class HeadCache(StorageWrapper, HeadView):
         #: heads that exist but cannot be read, until a new commit replaces them
         self._unreadable: dict[str, CorruptCommitError] = {}
         self._generation = 0
+        self._index = 0
 
     def start(self) -> None:
         self.delegate.start()
@@ -43,14 +44,20 @@ class HeadCache(StorageWrapper, HeadView):
                 unreadable[error.key] = error
 
         infos = self.delegate.head_infos(include_empty=True, on_unreadable=remember)
+        count = self.delegate.commit_count()
         with self._lock:
             self._infos = {info.key: info for info in infos}
             self._unreadable = unreadable
             self._generation += 1
+            self._index = count
 
     @property
     def generation(self) -> int:
         return self._generation
+
+    @property
+    def index(self) -> int:
+        return self._index
 
     def info(self, key: str) -> CommitInfo | None:
         found = self._infos.get(key)
@@ -88,8 +95,12 @@ class HeadCache(StorageWrapper, HeadView):
         # Updated under the lock that copies take, so nobody lists a half-applied batch.
         with self._lock:
             for commit in saved:
-                self._infos[commit.key] = commit.info()
+                info = commit.info()
+                self._infos[commit.key] = info
                 self._unreadable.pop(commit.key, None)
+                self._index += 1  # one per commit: each has an index of its own
+                if self.on_change is not None:
+                    self.on_change([(commit.key, info)], self._index)
             self._generation += 1
         if self.on_commit is not None:
             for commit in saved:

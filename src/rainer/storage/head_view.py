@@ -26,10 +26,21 @@ class HeadView:
     #: Called with every whole commit the view comes across (a save, a node read), so that the
     #: server can keep its payload within its memory budget.
     on_commit: Callable[[Commit], object] | None = None
+    #: Called after every change with the changed keys (and their new head, or None when the
+    #: view no longer holds the key) and the view's new index: how watchers are woken. It is
+    #: called from the view's own thread, holding its lock: it must only hand the news on.
+    on_change: Callable[[list[tuple[str, CommitInfo | None]], int], object] | None = None
 
     @property
     def generation(self) -> int:
         """A number that grows with every change, so callers can keep what they derive."""
+        raise NotImplementedError
+
+    @property
+    def index(self) -> int:
+        """A number that grows with every commit the view learns of (``X-Rainer-Index``): for a
+        head cache, the journal's commit count; for a mirror, ZooKeeper's transaction id, the
+        same on every server of a cluster."""
         raise NotImplementedError
 
     def info(self, key: str) -> CommitInfo | None:

@@ -401,6 +401,9 @@ class SqlStorage(Storage):
             raise NotFoundError(f"no commit {key!r} version {version}")
         return bytes(rows[0][0])
 
+    def commit_count(self) -> int:
+        return self._rows(sa.select(sa.func.count()).select_from(self._table))[0][0]
+
     def head_version(self, key: str) -> int | None:
         return self._rows(self._select_max, key=key)[0][0]
 

@@ -54,6 +54,9 @@ class StorageWrapper(Storage):
     def head_version(self, key: str) -> int | None:
         return self.delegate.head_version(key)
 
+    def commit_count(self) -> int:
+        return self.delegate.commit_count()
+
     def check(self, commit: Commit) -> None:
         self.delegate.check(commit)
 
