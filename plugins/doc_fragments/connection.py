@@ -29,9 +29,11 @@ options:
     required: true
   timeout:
     description:
-      - Seconds to wait for the server to answer one request.
+      - Seconds to wait for a connection to the server, and then for each read of its answer.
+      - The default is above every bound the server itself works within, so a commit is not
+        given up on while the server is still saving it.
     type: float
-    default: 10
+    default: 30
   validate_certs:
     description:
       - Whether to verify the server's TLS certificate when O(url) starts with V(https://).
@@ -62,7 +64,8 @@ options:
   retries:
     description:
       - How many times a read is retried after a connection failure, a timeout or a
-        502, 503 or 504 answer, with a short growing pause between tries.
+        502, 503 or 504 answer, with a pause of 0.5 s, then 1 s, and so on (at most 5 s) before each try.
+      - TLS failures and clear answers (400, 404, 409, ...) are not retried.
       - A commit is never posted again blindly. After a failed post the key is read again to
         learn whether the commit landed; only when it did not, and tries are left, it is posted again.
     type: int

@@ -101,7 +101,7 @@ from ansible.errors import AnsibleLookupError
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.rainer.rainer.plugins.module_utils.client import RainerError, RainerNotFound
+from ansible_collections.rainer.rainer.plugins.module_utils.client import RainerError, RainerNotFoundError
 from ansible_collections.rainer.rainer.plugins.module_utils.common import (
     CONNECTION_OPTIONS,
     ParseError,
@@ -153,7 +153,7 @@ class LookupModule(LookupBase):
             if key not in commits:
                 try:
                     commits[key] = client.get(key, version)
-                except RainerNotFound:
+                except RainerNotFoundError:
                     commits[key] = None
         return commits
 

@@ -10,13 +10,20 @@ nor a managed host needs a pip package to talk to a Rainer server. Every
 plugin of the collection (modules, action plugins, lookup) goes through
 :class:`RainerClient`.
 
+It speaks the vocabulary of the ``rainer`` Python package's client
+(``rainer.client``), which it cannot import: the same error classes and
+attributes, the same defaults (30 s timeout, 2 retries, 0.5 s first pause),
+the same retry rules and the same commit attributes. One test suite runs
+both against a real server (tests/server/test_client_contract.py in the
+repository).
+
 Wire contract (see the server's documentation): the diary is mounted under a
 prefix such as ``/diary``; ``GET /diary`` lists the newest commit of each key,
 ``GET /diary/KEY[/VERSION]`` answers the payload with ``X-Rainer-*`` metadata
 headers, ``GET /diary/KEY[/VERSION]/meta`` answers the metadata as JSON,
-``GET /diary/KEY/history`` lists older metadata (newest first) and
-``POST /diary/KEY/VERSION`` commits, answering 409 when VERSION is not the
-head's version plus one.
+``GET /diary/KEY/history`` lists older metadata a page at a time (newest
+first) and ``POST /diary/KEY/VERSION`` commits, answering 409 when VERSION is
+not the head's version plus one.
 """
 
 from __future__ import annotations
@@ -33,13 +40,24 @@ import time
 from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
 from http.client import HTTPException
 from urllib.error import HTTPError, URLError
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 from ansible.module_utils.urls import Request, SSLValidationError, make_context
 
 METADATA_FIELDS = ("key", "version", "author", "comment", "mtime", "empty")
+#: Seconds to wait for a connection and for each read of the answer: above every
+#: bound the server works within (10 s), so a commit is not given up on while
+#: the server is still saving it.
+DEFAULT_TIMEOUT = 30
+#: Extra tries of a read after no answer or a 502/503/504.
+DEFAULT_RETRIES = 2
+#: The pause before the first extra try, doubled before each next one, capped.
+RETRY_DELAY = 0.5
+RETRY_DELAY_MAX = 5.0
 RETRYABLE_STATUSES = (502, 503, 504)
+#: Commits asked for per history request: the most a server gives in one page.
+HISTORY_PAGE = 1000
 USER_AGENT = "rainer.rainer-ansible-collection"
 
 
@@ -69,15 +87,18 @@ def _tls_context(ca_path, validate_certs, client_cert, client_key):
     return context
 
 
+# -- errors: the names and attributes of rainer.client's ------------------------
+
+
 class RainerError(Exception):
     """Base of every error the client raises.
 
     ``status`` is the HTTP status (``None`` when no answer came), ``body`` the
-    answer's text and ``url`` the request's URL.
+    answer's text, ``url`` and ``method`` the request's.
     """
 
-    def __init__(self, message, status=None, body=None, url=None, method=None):
-        super(RainerError, self).__init__(message)
+    def __init__(self, message, status=None, body="", url="", method=""):
+        super().__init__(message)
         self.message = message
         self.status = status
         self.body = body
@@ -92,25 +113,30 @@ class RainerError(Exception):
         return {"status": self.status, "body": self.body, "url": self.url, "error": type(self).__name__}
 
 
-class RainerNotFound(RainerError):
+class RainerHTTPError(RainerError):
+    """The server answered an error status; the subclasses name the usual ones."""
+
+
+class RainerBadRequestError(RainerHTTPError):
+    """400: the server refused the request; the message is its reason."""
+
+
+class RainerNotFoundError(RainerHTTPError):
     """404: the key (or that version of it) does not exist."""
 
 
-class RainerBadRequest(RainerError):
-    """400: the server refused the request as malformed."""
+class RainerConflictError(RainerHTTPError):
+    """409: the posted version was not the head's version plus one; ``expected_version`` is."""
 
-
-class RainerConflict(RainerError):
-    """409: the posted version was not the head's version plus one."""
-
-    def __init__(self, message, key=None, expected_version=None, provided_version=None, **kwargs):
-        super(RainerConflict, self).__init__(message, **kwargs)
+    def __init__(self, key, expected_version, provided_version, status=409, body="", url="", method="POST"):
+        super().__init__("Conflict on key %r: expected version %s, got %s" % (key, expected_version, provided_version),
+                         status=status, body=body, url=url, method=method)
         self.key = key
         self.expected_version = expected_version
         self.provided_version = provided_version
 
     def to_dict(self):
-        result = super(RainerConflict, self).to_dict()
+        result = super().to_dict()
         result["conflict"] = {
             "key": self.key,
             "expectedVersion": self.expected_version,
@@ -119,15 +145,26 @@ class RainerConflict(RainerError):
         return result
 
 
-class RainerServerError(RainerError):
-    """Any other HTTP error status (5xx and unexpected 4xx)."""
+class RainerPayloadTooLargeError(RainerHTTPError):
+    """413: the payload is over the server's limit."""
 
 
-class RainerUnreachable(RainerError):
-    """No HTTP answer: connection refused, name resolution, timeout, reset, TLS failure."""
+class RainerHeaderTooLargeError(RainerHTTPError):
+    """431: the author or comment is over the server's bound, or the headers are too many."""
 
 
-class RainerTLSError(RainerUnreachable):
+class RainerServerError(RainerHTTPError):
+    """5xx: the server failed, or its database is unavailable (503)."""
+
+
+class RainerUnreachableError(RainerError):
+    """No answer: connection refused, name not resolved, timed out, reset, or TLS failed."""
+
+    def __init__(self, message, url="", method=""):
+        super().__init__(message, url=url, method=method)
+
+
+class RainerTLSError(RainerUnreachableError):
     """The TLS handshake failed, for example on an untrusted certificate. Never retried."""
 
 
@@ -170,11 +207,22 @@ def _flag(value):
     return "yes" if value else "no"
 
 
-class Commit:
-    """One commit: its metadata (a dict with METADATA_FIELDS) and, when read, its payload bytes."""
+def _snippet(text, limit=200):
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + u"\u2026"
+
+
+class RainerCommit:
+    """One commit: its metadata (a dict with METADATA_FIELDS) and its payload.
+
+    ``payload`` is the bytes (``b""`` for an empty commit), or ``None`` when
+    the answer did not carry them (a listing or history without payloads);
+    ``text`` is the payload as UTF-8 text, ``None`` when it is not UTF-8.
+    The attributes are those of ``rainer.client.RainerCommit``.
+    """
 
     def __init__(self, meta, payload=None):
-        self.meta = meta
+        self.meta = dict(meta)
         self.payload = payload
 
     @property
@@ -186,6 +234,18 @@ class Commit:
         return int(self.meta.get("version") or 0)
 
     @property
+    def author(self):
+        return self.meta.get("author")
+
+    @property
+    def comment(self):
+        return self.meta.get("comment")
+
+    @property
+    def mtime(self):
+        return self.meta.get("mtime")
+
+    @property
     def empty(self):
         return bool(self.meta.get("empty"))
 
@@ -194,7 +254,7 @@ class Commit:
         return decode_payload(self.payload)
 
     def __repr__(self):
-        return "Commit(%r, payload=%r)" % (self.meta, self.payload)
+        return "RainerCommit(%r, payload=%r)" % (self.meta, self.payload)
 
 
 def metadata_from_headers(headers):
@@ -215,27 +275,59 @@ def metadata_only(meta):
     return dict((name, meta.get(name)) for name in METADATA_FIELDS)
 
 
+def _has_next(headers):
+    """Whether a ``Link`` header names a next page."""
+    links = headers.get_all("Link") if hasattr(headers, "get_all") else [headers.get("Link")]
+    return any('rel="next"' in (link or "") for link in links or [])
+
+
+def _tls_reason(exc):
+    """A TLS failure in words: the SSL library's short reason when there is one."""
+    return "TLS failed: %s" % (getattr(exc, "reason", None) or to_native(exc))
+
+
+def _os_reason(exc):
+    """An OSError in words, without the ``[Errno N]`` prefix."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    if getattr(exc, "strerror", None):
+        return exc.strerror[0].lower() + exc.strerror[1:]
+    return to_native(exc) or "the connection closed before an answer came"
+
+
 class RainerClient:
     """HTTP client for one Rainer diary.
 
     :param url: base URL including the mount prefix, e.g. ``http://127.0.0.1:8080/diary``.
-    :param retries: extra tries for reads after connection failures, timeouts and 502/503/504.
+    :param timeout: seconds to wait for a connection and for each read.
+    :param retries: extra tries of a read after no answer or a 502/503/504;
+        a commit is tried again only after reading the key showed it did not land.
+    :param retry_delay: the first pause between tries (doubled each time, at most 5 s).
     :param sleep: the pause function between tries (tests replace it).
     """
 
-    def __init__(self, url, timeout=10, validate_certs=True, ca_path=None, client_cert=None,
-                 client_key=None, headers=None, retries=2, author=None, sleep=time.sleep,
-                 retry_delay=0.5):
+    def __init__(self, url, timeout=DEFAULT_TIMEOUT, validate_certs=True, ca_path=None, client_cert=None,
+                 client_key=None, headers=None, retries=DEFAULT_RETRIES, author=None, sleep=time.sleep,
+                 retry_delay=RETRY_DELAY):
         if not url:
-            raise RainerBadRequest("No Rainer URL given: set the url option, RAINER_URL or rainer_url")
+            raise ValueError("url is required: the diary's base URL, like http://host:8080/diary")
         self.url = to_text(url).rstrip("/")
-        self.timeout = timeout if timeout is not None else 10
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("not an http:// or https:// URL: %r" % self.url)
+        if parts.query or parts.fragment:
+            raise ValueError("the diary URL cannot have a query or fragment: %r" % self.url)
+        self.origin = "%s://%s" % (parts.scheme, parts.netloc.rpartition("@")[2])
+        self.host = parts.hostname
+        self.timeout = timeout if timeout is not None else DEFAULT_TIMEOUT
         self.validate_certs = validate_certs if validate_certs is not None else True
         self.ca_path = ca_path
         self.client_cert = client_cert
         self.client_key = client_key
         self.headers = dict(headers or {})
-        self.retries = max(0, int(retries or 0))
+        self.retries = max(0, int(retries if retries is not None else DEFAULT_RETRIES))
         self.author = author or default_author()
         self.sleep = sleep
         self.retry_delay = retry_delay
@@ -254,11 +346,22 @@ class RainerClient:
             url = "%s?%s" % (url, urlencode(sorted(query.items())))
         return url
 
-    def _send_once(self, method, url, data=None, headers=None):
+    def _unreachable(self, reason, url, method, tls=False):
+        kind = RainerTLSError if tls else RainerUnreachableError
+        return kind("cannot reach %s: %s" % (self.origin, reason), url=url, method=method)
+
+    def _send_once(self, method, url, data=None, headers=None, key=None, version=None):
         """One HTTP request; returns (status, headers, body bytes) or raises a RainerError."""
         all_headers = dict(self.headers)
         all_headers.update(headers or {})
+        for name, value in all_headers.items():
+            if "\r" in to_text(value) or "\n" in to_text(value):
+                raise RainerBadRequestError("%s must be one line: HTTP headers cannot break lines" % name,
+                                            url=url, method=method)
+        # Header values go out as UTF-8 bytes: http.client would encode text as Latin-1.
+        all_headers = dict((name, to_bytes(value, encoding="utf-8")) for name, value in all_headers.items())
         self.requests += 1
+        timed_out = "no answer within %s s" % ("%g" % self.timeout)
         try:
             extra = {}
             if REQUEST_TAKES_CONTEXT:
@@ -289,143 +392,170 @@ class RainerClient:
                 body = exc.read() or b""
             except Exception:  # pylint: disable=broad-except
                 pass
-            raise self._http_error(exc.code, body, url, method)
-        except SSLValidationError as exc:
-            raise RainerTLSError("TLS failure talking to %s: %s" % (url, to_native(exc)), url=url, method=method)
-        except ssl.SSLError as exc:
-            raise RainerTLSError("TLS failure talking to %s: %s" % (url, to_native(exc)), url=url, method=method)
+            raise self._http_error(exc.code, body, url, method, key, version)
+        except (SSLValidationError, ssl.SSLError) as exc:
+            raise self._unreachable(_tls_reason(exc), url, method, tls=True)
         except URLError as exc:
             reason = getattr(exc, "reason", exc)
             if isinstance(reason, ssl.SSLError):
-                raise RainerTLSError("TLS failure talking to %s: %s" % (url, to_native(reason)), url=url, method=method)
+                raise self._unreachable(_tls_reason(reason), url, method, tls=True)
             if isinstance(reason, (socket.timeout, TimeoutError)):
-                raise RainerUnreachable("Timed out after %ss waiting for %s" % (self.timeout, url), url=url, method=method)
-            raise RainerUnreachable("Cannot reach the Rainer server at %s: %s" % (url, to_native(reason)),
-                                    url=url, method=method)
-        except (socket.timeout, TimeoutError) as exc:
-            raise RainerUnreachable("Timed out after %ss waiting for %s" % (self.timeout, url), url=url, method=method)
-        except (UrlsConnectionError, HTTPException, socket.error, OSError) as exc:
-            raise RainerUnreachable("Cannot reach the Rainer server at %s: %s" % (url, to_native(exc)),
-                                    url=url, method=method)
+                raise self._unreachable(timed_out, url, method)
+            if isinstance(reason, socket.gaierror):
+                raise self._unreachable("cannot resolve %r" % self.host, url, method)
+            if isinstance(reason, OSError):
+                raise self._unreachable(_os_reason(reason), url, method)
+            raise self._unreachable(to_native(reason), url, method)
+        except (socket.timeout, TimeoutError):
+            raise self._unreachable(timed_out, url, method)
+        except HTTPException:
+            raise self._unreachable("the connection closed before an answer came", url, method)
+        except (UrlsConnectionError, OSError) as exc:
+            raise self._unreachable(_os_reason(exc), url, method)
 
-    def _http_error(self, status, body, url, method):
-        text = to_text(body, errors="surrogate_or_replace").strip()
-        where = "%s %s" % (method, url)
+    def _http_error(self, status, body, url, method, key=None, version=None):
+        text = to_text(body, errors="surrogate_or_replace")
+        details = dict(status=status, body=text, url=url, method=method)
+        reason = _snippet(text)
         if status == 404:
-            return RainerNotFound("Not found: %s (%s)" % (where, text or "Key not found"),
-                                  status=status, body=text, url=url, method=method)
-        if status == 400:
-            return RainerBadRequest("Bad request: %s: %s" % (where, text), status=status, body=text, url=url, method=method)
+            if key is None:
+                return RainerNotFoundError("not found: %s (is it a diary's base URL, like http://host/diary?)" % url,
+                                           **details)
+            what = "%r" % key if version is None else "%r version %s" % (key, version)
+            return RainerNotFoundError("not found: %s" % what, **details)
         if status == 409:
-            conflict = {}
             try:
-                conflict = json.loads(text).get("conflict") or {}
-            except (ValueError, AttributeError):
-                pass
-            return RainerConflict(
-                "Conflict on key %r: the server expected version %s, the request provided version %s"
-                % (conflict.get("key"), conflict.get("expectedVersion"), conflict.get("providedVersion")),
-                key=conflict.get("key"),
-                expected_version=conflict.get("expectedVersion"),
-                provided_version=conflict.get("providedVersion"),
-                status=status, body=text, url=url, method=method,
-            )
-        return RainerServerError("HTTP %s from %s: %s" % (status, where, text), status=status, body=text, url=url, method=method)
+                conflict = json.loads(text)["conflict"]
+                expected = int(conflict["expectedVersion"])
+                provided = int(conflict["providedVersion"])
+                conflict_key = to_text(conflict.get("key", key))
+            except (ValueError, KeyError, TypeError):
+                return RainerProtocolError("a 409 without a Rainer conflict from %s: %s" % (url, reason), **details)
+            return RainerConflictError(conflict_key, expected, provided, **details)
+        kinds = {400: RainerBadRequestError, 413: RainerPayloadTooLargeError, 431: RainerHeaderTooLargeError}
+        if status in kinds:
+            return kinds[status]("refused (%s): %s" % (status, reason), **details)
+        if status >= 500:
+            return RainerServerError("server error %s at %s: %s" % (status, url, reason), **details)
+        return RainerHTTPError("unexpected answer %s from %s: %s" % (status, url, reason), **details)
 
-    def _retryable(self, error):
+    @staticmethod
+    def _retryable(error):
+        """No answer (but not a TLS failure, which trying again cannot change), or 502/503/504."""
         if isinstance(error, RainerTLSError):
             return False
-        if isinstance(error, RainerUnreachable):
+        if isinstance(error, RainerUnreachableError):
             return True
         return isinstance(error, RainerServerError) and error.status in RETRYABLE_STATUSES
 
     def _pause(self, attempt):
         if self.retry_delay:
-            self.sleep(min(self.retry_delay * (2 ** attempt), 5.0))
+            self.sleep(min(self.retry_delay * (2 ** attempt), RETRY_DELAY_MAX))
 
-    def _read(self, url):
-        """A GET, retried after connection failures, timeouts and 502/503/504."""
+    def _read(self, url, key=None, version=None):
+        """A GET, tried again after no answer or a 502/503/504 (``retries`` times)."""
         attempt = 0
         while True:
             try:
-                return self._send_once("GET", url)
+                return self._send_once("GET", url, key=key, version=version)
             except RainerError as exc:
                 if attempt >= self.retries or not self._retryable(exc):
                     raise
-                self._pause(attempt)
-                attempt += 1
+            self._pause(attempt)
+            attempt += 1
 
-    def _read_json(self, url):
-        status, headers, body = self._read(url)
+    def _read_json(self, url, key=None, version=None):
+        status, headers, body = self._read(url, key=key, version=version)
+        return self._json(status, body, url), headers
+
+    @staticmethod
+    def _json(status, body, url, method="GET"):
         try:
             return json.loads(to_text(body, errors="surrogate_or_strict"))
-        except ValueError as exc:
-            raise RainerProtocolError("The answer of %s is not JSON: %s" % (url, to_native(exc)),
-                                      status=status, body=to_text(body, errors="surrogate_or_replace"), url=url)
+        except ValueError:
+            text = to_text(body, errors="surrogate_or_replace")
+            raise RainerProtocolError("not a JSON answer from %s: %s" % (url, _snippet(text)),
+                                      status=status, body=text, url=url, method=method)
 
     # -- reads -------------------------------------------------------------
 
     def list(self, all=False, payload=True):  # pylint: disable=redefined-builtin
-        """Newest commit of every key: a dict key -> :class:`Commit` (one request).
+        """Newest commit of every key: a dict key -> :class:`RainerCommit` (one request).
 
         Empty commits are left out unless ``all``; with ``payload`` the payloads come too.
         """
         query = {"all": _flag(all)}
         if payload:
             query["payload_base64"] = "yes"
-        data = self._read_json(self._with_query(self.url, query))
+        data, headers = self._read_json(self._with_query(self.url, query))
         if not isinstance(data, dict):
-            raise RainerProtocolError("The key listing of %s is not a JSON object" % self.url, url=self.url)
+            raise RainerProtocolError("not a list of keys from %s" % self.url, url=self.url)
         result = {}
         for key, entry in data.items():
-            payload_bytes = None
-            if payload:
-                payload_bytes = base64.b64decode(entry.get("payload_base64") or "")
-            result[key] = Commit(metadata_only(entry), payload_bytes)
+            result[key] = self._commit(entry, payload)
         return result
+
+    @staticmethod
+    def _commit(entry, payload):
+        """A commit from a list or history entry (with ``payload_base64`` when ``payload``)."""
+        try:
+            data = base64.b64decode(entry.get("payload_base64") or "") if payload else None
+            return RainerCommit(metadata_only(entry), data)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise RainerProtocolError("not a Rainer commit in the answer: %s" % to_native(exc))
 
     def get(self, key, version=None):
         """The head (or ``version``) of ``key`` with its payload, in one request.
 
-        Raises :class:`RainerNotFound` when it does not exist.
+        Raises :class:`RainerNotFoundError` when it does not exist.
         """
         parts = [str(int(version))] if version is not None else []
-        status, headers, body = self._read(self._key_url(key, *parts))
+        url = self._key_url(key, *parts)
+        status, headers, body = self._read(url, key=key, version=version)
         meta = metadata_from_headers(headers)
         if meta["key"] is None:
             meta["key"] = key
         if meta["version"] is None:
             raise RainerProtocolError("The answer for key %r has no X-Rainer-Version header" % key,
-                                      status=status, url=self._key_url(key, *parts))
-        return Commit(meta, body)
+                                      status=status, url=url, method="GET")
+        return RainerCommit(meta, body)
 
     def head(self, key):
         """Like :meth:`get` for the newest version, but ``None`` when the key does not exist."""
         try:
             return self.get(key)
-        except RainerNotFound:
+        except RainerNotFoundError:
             return None
 
     def meta(self, key, version=None):
         """Metadata of the head (or ``version``) of ``key`` as a dict."""
         parts = [str(int(version))] if version is not None else []
-        return metadata_only(self._read_json(self._key_url(key, *(parts + ["meta"]))))
+        data, headers = self._read_json(self._key_url(key, *(parts + ["meta"])), key=key, version=version)
+        return metadata_only(data)
 
     def history(self, key, limit=None, before=None, payload=False):
-        """Metadata of the key's commits, newest first, in one request.
+        """The key's commits, newest first: only versions below ``before`` when it is
+        given, at most ``limit`` of them (every one when ``None``).
 
-        With ``payload`` the entries carry payloads too (as :class:`Commit`).
+        The server answers a page at a time; this asks for page after page, each
+        below the oldest version of the one before. With ``payload`` the
+        commits carry their payloads too.
         """
-        query = {"limit": limit, "before": before}
-        if payload:
-            query["payload_base64"] = "yes"
-        data = self._read_json(self._key_url(key, "history", **query))
-        if not isinstance(data, list):
-            raise RainerProtocolError("The history of %r is not a JSON list" % key, url=self._key_url(key, "history"))
-        return [
-            Commit(metadata_only(entry), base64.b64decode(entry.get("payload_base64") or "") if payload else None)
-            for entry in data
-        ]
+        found = []
+        while limit is None or len(found) < limit:
+            page = HISTORY_PAGE if limit is None else min(HISTORY_PAGE, limit - len(found))
+            query = {"limit": page, "before": before}
+            if payload:
+                query["payload_base64"] = "yes"
+            url = self._key_url(key, "history", **query)
+            data, headers = self._read_json(url, key=key)
+            if not isinstance(data, list):
+                raise RainerProtocolError("not a history from %s" % url, url=url)
+            found.extend(self._commit(entry, payload) for entry in data)
+            if not data or (len(data) < page and not _has_next(headers)):
+                break
+            before = found[-1].version
+        return found
 
     # -- writes ------------------------------------------------------------
 
@@ -435,30 +565,28 @@ class RainerClient:
         Returns the new commit's metadata. Never retried here: see :meth:`commit_once`.
         """
         headers = {
-            "X-Rainer-Author": to_native(author or self.author),
-            "X-Rainer-Comment": to_native(comment or ""),
+            "X-Rainer-Author": author or self.author,
+            "X-Rainer-Comment": comment or "",
             "Content-Type": "application/octet-stream",
         }
         if empty:
             headers["X-Rainer-Empty"] = "yes"
             payload = b""
         url = self._key_url(key, str(int(version)))
-        status, response_headers, body = self._send_once("POST", url, data=to_bytes(payload or b""), headers=headers)
-        try:
-            return metadata_only(json.loads(to_text(body, errors="surrogate_or_strict")))
-        except ValueError as exc:
-            raise RainerProtocolError("The answer to the commit is not JSON: %s" % to_native(exc),
-                                      status=status, body=to_text(body, errors="surrogate_or_replace"), url=url)
+        status, response_headers, body = self._send_once("POST", url, data=to_bytes(payload or b""), headers=headers,
+                                                         key=key, version=version)
+        return metadata_only(self._json(status, body, url, "POST"))
 
     def commit_once(self, key, version, payload=b"", comment="", empty=False, author=None):
         """Post a commit; after a failure without a clear answer, learn whether it landed.
 
         A post that failed with no HTTP answer (or with 502/503/504) may still
-        have been stored. The key is read again: when its ``version`` is ours
-        (same author and payload), the commit landed and its metadata is
-        returned. When the head is still older, and ``retries`` allow, the
-        commit is posted again; otherwise the original error is raised.
-        Errors with a clear answer (409, 400, ...) are raised at once.
+        have been stored. That version of the key is read back: when it is our
+        commit (same author, payload and emptiness), the commit landed and its
+        metadata is returned. When it is not there, and ``retries`` allow, the
+        commit is posted again; otherwise the failure is raised. Errors with a
+        clear answer (409, 400, ...) are raised at once, except a 409 after a
+        post that got no answer, which may be that post landed late.
         """
         author = author or self.author
         payload = b"" if empty else to_bytes(payload or b"")
@@ -466,6 +594,16 @@ class RainerClient:
         while True:
             try:
                 return self.post(key, version, payload, comment=comment, empty=empty, author=author)
+            except RainerConflictError as conflict:
+                # After a post that got no answer, a conflict may be that post, landed late.
+                if attempt:
+                    try:
+                        landed = self._landed(key, version, payload, empty, author)
+                    except RainerError:
+                        landed = None
+                    if landed:
+                        return landed
+                raise conflict
             except RainerError as exc:
                 if not self._retryable(exc):
                     raise
@@ -473,22 +611,25 @@ class RainerClient:
             try:
                 landed = self._landed(key, version, payload, empty, author)
             except RainerError as reread:
-                failure.message = "%s; reading the key again to learn whether the commit landed failed too: %s" % (
+                failure.message = "%s; the commit may or may not have been saved: reading it back failed too (%s)" % (
                     failure.message, reread.message)
                 raise failure
-            if landed is not None:
+            if landed:
                 return landed
             if attempt >= self.retries:
+                if landed is False:
+                    failure.message = "%s; this commit was not saved: version %s of %r is another commit" % (
+                        failure.message, version, key)
                 raise failure
             self._pause(attempt)
             attempt += 1
 
     def _landed(self, key, version, payload, empty, author):
-        """Metadata of ``version`` when the key's head shows our commit landed, else ``None``."""
+        """The metadata of ``version`` when it holds our commit, False when it holds another, None when absent."""
         try:
             current = self.get(key, version)
-        except RainerNotFound:
+        except RainerNotFoundError:
             return None
-        same = (current.empty == bool(empty) and current.meta.get("author") == author
+        same = (current.empty == bool(empty) and current.author == author
                 and (empty or current.payload == payload))
-        return current.meta if same else None
+        return current.meta if same else False

@@ -17,7 +17,7 @@ from __future__ import annotations
 from ansible.module_utils.common.text.converters import to_bytes
 
 from ansible_collections.rainer.rainer.plugins.module_utils.client import (
-    RainerConflict,
+    RainerConflictError,
     RainerError,
     decode_payload,
 )
@@ -153,7 +153,7 @@ def run_commit(client, params, check_mode=False, diff=False):
                 result["commit"] = client.commit_once(key, new_version, desired_payload,
                                                       comment=params.get("comment") or "", empty=absent)
                 return result
-            except RainerConflict as exc:
+            except RainerConflictError as exc:
                 conflict = exc
                 if expected is not None:
                     found = (exc.expected_version or new_version) - 1

@@ -18,7 +18,12 @@ import json
 from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 
-from ansible_collections.rainer.rainer.plugins.module_utils.client import RainerClient, decode_payload
+from ansible_collections.rainer.rainer.plugins.module_utils.client import (
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    RainerClient,
+    decode_payload,
+)
 
 try:
     import yaml
@@ -33,13 +38,13 @@ FORMATS = ("json", "yaml")
 
 CONNECTION_ARGUMENT_SPEC = dict(
     url=dict(type="str", required=True, fallback=(env_fallback, ["RAINER_URL"])),
-    timeout=dict(type="float", default=10),
+    timeout=dict(type="float", default=DEFAULT_TIMEOUT),
     validate_certs=dict(type="bool", default=True),
     ca_path=dict(type="path"),
     client_cert=dict(type="path"),
     client_key=dict(type="path", no_log=False),
     headers=dict(type="dict"),
-    retries=dict(type="int", default=2),
+    retries=dict(type="int", default=DEFAULT_RETRIES),
     author=dict(type="str", fallback=(env_fallback, ["RAINER_AUTHOR"])),
 )
 
@@ -69,18 +74,21 @@ def client_from_options(options, **kwargs):
     """A :class:`RainerClient` configured from validated options (module params or lookup options)."""
     if not options.get("url"):
         raise RainerTaskError("No Rainer URL: set the url option (or RAINER_URL, or the rainer_url variable)")
-    return RainerClient(
-        url=options.get("url"),
-        timeout=options.get("timeout"),
-        validate_certs=options.get("validate_certs"),
-        ca_path=options.get("ca_path"),
-        client_cert=options.get("client_cert"),
-        client_key=options.get("client_key"),
-        headers=options.get("headers"),
-        retries=options.get("retries"),
-        author=options.get("author"),
-        **kwargs
-    )
+    try:
+        return RainerClient(
+            url=options.get("url"),
+            timeout=options.get("timeout"),
+            validate_certs=options.get("validate_certs"),
+            ca_path=options.get("ca_path"),
+            client_cert=options.get("client_cert"),
+            client_key=options.get("client_key"),
+            headers=options.get("headers"),
+            retries=options.get("retries"),
+            author=options.get("author"),
+            **kwargs
+        )
+    except ValueError as exc:
+        raise RainerTaskError("Bad url option: %s" % exc, url=options.get("url"))
 
 
 def require_yaml():

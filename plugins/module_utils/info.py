@@ -7,13 +7,16 @@
 
 from __future__ import annotations
 
-from ansible_collections.rainer.rainer.plugins.module_utils.client import RainerError, RainerNotFound
+from ansible_collections.rainer.rainer.plugins.module_utils.client import RainerError, RainerNotFoundError
 from ansible_collections.rainer.rainer.plugins.module_utils.common import (
     FORMATS,
     RainerTaskError,
     argument_spec,
     describe_commit,
 )
+
+#: History entries returned when history_limit is not set: a server's default page.
+HISTORY_DEFAULT = 100
 
 INFO_ARGUMENT_SPEC = argument_spec(dict(
     key=dict(type="str", no_log=False),
@@ -46,7 +49,7 @@ def run_info(client, params):
         result = dict(changed=False, key=key, exists=False, commit=None)
         try:
             commit = client.get(key, params.get("version"))
-        except RainerNotFound:
+        except RainerNotFoundError:
             commit = None
         if commit is not None:
             described = describe_commit(commit, fmt)
@@ -60,9 +63,12 @@ def run_info(client, params):
             if fmt:
                 result["value"] = described.get("value")
         if params.get("history"):
+            limit = params.get("history_limit")
+            if limit is not None and limit < 1:
+                raise RainerTaskError("history_limit must be 1 or more, not %s" % limit, key=key)
             try:
-                history = client.history(key, limit=params.get("history_limit"), before=params.get("history_before"))
-            except RainerNotFound:
+                history = client.history(key, limit=limit or HISTORY_DEFAULT, before=params.get("history_before"))
+            except RainerNotFoundError:
                 history = []
             result["history"] = [entry.meta for entry in history]
         return result

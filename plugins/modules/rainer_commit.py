@@ -245,7 +245,8 @@ url:
   returned: failure
   type: str
 error:
-  description: Kind of failure, for example C(RainerConflict), C(RainerUnreachable) or C(RainerTLSError).
+  description: Kind of failure, for example C(RainerConflictError), C(RainerUnreachableError), C(RainerHeaderTooLargeError)
+    or C(RainerTLSError).
   returned: failure
   type: str
 conflict:

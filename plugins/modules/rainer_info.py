@@ -14,7 +14,7 @@ description:
   - Reads without changing anything.
   - With O(key), returns the key's head (or O(version)) with metadata and payload, and with
     O(format) the payload parsed as data. A missing key is not an error; RV(exists) is V(false).
-  - With O(history=true), adds the key's metadata history, newest first, in one more request.
+  - With O(history=true), adds the key's metadata history, newest first, in one more request (one per 1000 entries).
   - Without O(key), returns the newest commit of every key in one request.
   - When the task runs on the controller (local connection, or C(delegate_to) localhost), the action
     plugin of the same name runs this module's code inside the controller process.
@@ -48,8 +48,10 @@ options:
     default: false
   history_limit:
     description:
-      - Return at most this many history entries, from 1 to 1000.
-      - When not set, the server returns its default page of 100 entries.
+      - Return at most this many history entries (1 or more), newest first.
+      - When not set, at most 100 entries are returned.
+      - The server answers at most 1000 entries per request; for more, the module asks for one page
+        after the other.
     type: int
   history_before:
     description:
@@ -213,7 +215,7 @@ url:
   returned: failure
   type: str
 error:
-  description: Kind of failure, for example C(RainerUnreachable) or C(RainerTLSError).
+  description: Kind of failure, for example C(RainerNotFoundError), C(RainerUnreachableError) or C(RainerTLSError).
   returned: failure
   type: str
 """

@@ -8,70 +8,105 @@ A pyrainer script runs after changing only its import::
     commit = client.get_commit("my-config")
     print(commit.version, commit.author, commit.value)
 
-Values are ``bytes`` (pyrainer's Python 2 ``str``); ``RainerCommit.text`` decodes them. Beyond
-pyrainer: ``history()``, a timeout, TLS options, a kept-alive connection per thread, and typed
-errors that are both an HTTP answer (``status``, ``body``) and its meaning (``NotFoundError``,
-``CommitOrderingError``, ...). Only the standard library is used, so scripts need nothing else.
+Values are ``bytes`` (pyrainer's Python 2 ``str``). Beyond pyrainer: ``history()``, timeouts,
+retries, TLS options, proxies from the environment, kept-alive connections shared by threads,
+and typed errors that are both an HTTP answer (``status``, ``body``) and its meaning.
+
+The HTTP work is urllib3's (pooled keep-alive connections, TLS, proxies); docs/cli.md says why,
+with the measurements. The collection's ``plugins/module_utils/client.py`` speaks the same
+vocabulary on ``ansible.module_utils.urls``: the same error classes, defaults, retry rules and
+commit attributes, checked by one test suite (tests/server/test_client_contract.py).
 """
 
 from __future__ import annotations
 
 import base64
-import http.client
+import contextlib
 import json
-import select
+import os
 import socket
 import ssl
-import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any, Self
-from urllib.parse import quote, urlencode, urlsplit
+from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
-from rainer import wire
+from rainer import __version__, wire
 from rainer.commit import validate_key
 from rainer.errors import (
     BadRequestError,
-    CommitOrderingError,
-    HttpStatusError,
-    NotFoundError,
-    PayloadTooLargeError,
+    RainerBadRequestError,
+    RainerConflictError,
     RainerError,
-    StorageUnavailableError,
-    UnreachableError,
+    RainerHeaderTooLargeError,
+    RainerHTTPError,
+    RainerNotFoundError,
+    RainerPayloadTooLargeError,
+    RainerProtocolError,
+    RainerServerError,
+    RainerTLSError,
+    RainerUnreachableError,
 )
 
+if TYPE_CHECKING:
+    import urllib3
+
 __all__ = [
+    "DEFAULT_RETRIES",
+    "DEFAULT_TIMEOUT",
     "RainerBadRequestError",
     "RainerClient",
     "RainerCommit",
     "RainerConflictError",
+    "RainerError",
+    "RainerHTTPError",
+    "RainerHeaderTooLargeError",
     "RainerNotFoundError",
     "RainerPayloadTooLargeError",
+    "RainerProtocolError",
     "RainerServerError",
-    "UnreachableError",
+    "RainerTLSError",
+    "RainerUnreachableError",
 ]
 
+#: Seconds to wait for a connection, and then for each read of the answer. Above every bound
+#: the server works within (10 s for a request head, for validating a payload and for a
+#: graceful stop), so a commit is never given up on while the server is still saving it.
 DEFAULT_TIMEOUT = 30.0
+#: Extra tries of a read after no answer or a 502/503/504 (and of a commit that did not land).
+DEFAULT_RETRIES = 2
+#: The pause before the first extra try, doubled before each next one, never above the cap.
+RETRY_DELAY = 0.5
+RETRY_DELAY_MAX = 5.0
+RETRYABLE_STATUSES = frozenset((502, 503, 504))
 #: Commits asked for per history request: the most a server gives in one page.
 HISTORY_PAGE = wire.HISTORY_LIMIT_MAX
+#: Idle kept-alive connections kept per client (threads beyond it open short-lived ones).
+POOL_SIZE = 16
+USER_AGENT = f"rainer-client/{__version__}"
+METADATA_FIELDS = ("key", "version", "author", "comment", "mtime", "empty")
+_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
 
 
 class RainerCommit:
-    """One commit as pyrainer shaped it: the metadata dict ``meta`` and the payload ``value``.
+    """One commit: its metadata (``meta``, the dict of the wire contract) and its payload.
 
-    ``value`` is None exactly when the commit is empty (a tombstone); otherwise it is bytes.
+    ``payload`` is the bytes (``b""`` for an empty commit, a tombstone) and ``text`` those
+    bytes as UTF-8 text, None when they are not UTF-8. ``value`` is pyrainer's name: the
+    payload, but None for an empty commit. The collection's ``RainerCommit`` has the same
+    attributes (there ``payload`` is also None when a listing was asked without payloads).
     """
 
     def __init__(self, meta: Mapping[str, Any], value: bytes | str | None) -> None:
         self.meta: dict[str, Any] = dict(meta)
-        self.value: bytes | None = value.encode("utf-8") if isinstance(value, str) else value
+        data = value.encode("utf-8") if isinstance(value, str) else value
         empty = bool(self.meta.get("empty", False))
-        if empty and self.value is not None:
+        if empty and data:
             raise ValueError("a value was given, so 'empty' should be false, but it is true")
-        if not empty and self.value is None:
+        if not empty and data is None:
             raise ValueError("no value was given, so 'empty' should be true, but it is false")
+        self.payload: bytes = data or b""
 
     @property
     def key(self) -> str:
@@ -99,124 +134,121 @@ class RainerCommit:
         return bool(self.meta.get("empty", False))
 
     @property
+    def value(self) -> bytes | None:
+        """pyrainer's value: the payload bytes, None for an empty commit."""
+        return None if self.empty else self.payload
+
+    @property
     def text(self) -> str | None:
-        """The value decoded as UTF-8 (undecodable bytes replaced); None for an empty commit."""
-        return None if self.value is None else self.value.decode("utf-8", "replace")
+        """The payload as text when it is UTF-8 ("" for an empty commit), else None."""
+        try:
+            return self.payload.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RainerCommit):
             return NotImplemented
-        return self.meta == other.meta and self.value == other.value
+        return self.meta == other.meta and self.payload == other.payload
 
     __hash__ = None  # type: ignore[assignment]  # mutable, like pyrainer's
 
     def __repr__(self) -> str:
-        size = "empty" if self.value is None else f"{len(self.value):,} bytes"
+        size = "empty" if self.empty else f"{len(self.payload):,} bytes"
         return f"RainerCommit({self.meta.get('key')!r}, version {self.meta.get('version')}, {size})"
 
 
-# -- errors: each is both an HTTP answer and the meaning the rest of Rainer uses -------------
+class _Answer:
+    """A whole HTTP answer: status, headers, body, and the request it answers."""
 
+    __slots__ = ("body", "headers", "method", "status", "url")
 
-class RainerNotFoundError(HttpStatusError, NotFoundError):
-    """404: no such key or version (or the URL is not a diary)."""
-
-
-class RainerBadRequestError(HttpStatusError, BadRequestError):
-    """400: the server refused the request; the message is the server's reason."""
-
-
-class RainerPayloadTooLargeError(HttpStatusError, PayloadTooLargeError):
-    """413: the payload is over the server's limit."""
-
-
-class RainerServerError(HttpStatusError, StorageUnavailableError):
-    """5xx: the server failed or its database is unavailable."""
-
-
-class RainerConflictError(HttpStatusError, CommitOrderingError):
-    """409: the version posted is not the key's head plus one; ``expected_version`` is."""
-
-    def __init__(
-        self,
-        key: str,
-        expected_version: int,
-        provided_version: int,
-        status: int = 409,
-        body: bytes = b"",
-        url: str = "",
-    ) -> None:
-        CommitOrderingError.__init__(self, key, expected_version, provided_version)
+    def __init__(self, status: int, headers: Any, body: bytes, method: str, url: str) -> None:
         self.status = status
+        self.headers = headers
         self.body = body
+        self.method = method
         self.url = url
 
-    def __reduce__(self):
-        return (
-            type(self),
-            (self.key, self.expected_version, self.provided_version, self.status, self.body),
-        )
-
-
-@dataclass(frozen=True)
-class Answer:
-    """A whole HTTP answer: status, headers and body, and the URL it came from."""
-
-    status: int
-    headers: http.client.HTTPMessage
-    body: bytes
-    url: str
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
 
     def json(self) -> Any:
         try:
             return json.loads(self.body)
         except ValueError:
-            raise HttpStatusError(
-                f"not a JSON answer from {self.url}: {_snippet(self.body)}", self.status, self.body
+            raise RainerProtocolError(
+                f"not a JSON answer from {self.url}: {_snippet(self.text)}",
+                self.status,
+                self.text,
+                self.url,
+                self.method,
             ) from None
 
 
 class RainerClient:
-    """A client of one Rainer diary, e.g. ``http://host:8080/diary``. Safe to share between
-    threads: each thread keeps its own kept-alive connection.
+    """A client of one Rainer diary, e.g. ``http://host:8080/diary``; safe to share between
+    threads (connections are pooled and kept alive).
 
-    ``timeout`` is in seconds per request. TLS: ``ca_file`` trusts a private CA, ``cert_file``
-    and ``key_file`` present a client certificate, ``verify=False`` turns verification off.
+    ``url`` is pyrainer's ``base_uri`` (still the first positional argument; ``base_uri`` is
+    kept as an attribute). ``timeout`` is in seconds, for the connection and for each read.
+    Reads are tried ``retries`` more times after no answer or a 502/503/504, pausing 0.5 s, then
+    1 s, ... (at most 5 s); a commit is tried again only after reading the key showed it did
+    not land. TLS: ``ca_path`` trusts a private CA, ``client_cert`` (and ``client_key`` unless
+    the same file holds it) presents a client certificate, ``validate_certs=False`` turns
+    verification off. ``headers`` go with every request. Credentials in the URL are sent as
+    HTTP Basic. Proxies come from ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``, unless
+    ``NO_PROXY`` names the host.
     """
 
     def __init__(
         self,
-        base_uri: str,
+        url: str,
         timeout: float = DEFAULT_TIMEOUT,
         *,
-        ca_file: str | None = None,
-        cert_file: str | None = None,
-        key_file: str | None = None,
-        verify: bool = True,
+        retries: int = DEFAULT_RETRIES,
+        validate_certs: bool = True,
+        ca_path: str | None = None,
+        client_cert: str | None = None,
+        client_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        retry_delay: float = RETRY_DELAY,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
-        if not base_uri:
-            raise ValueError("base_uri is required")
-        self.base_uri = base_uri.rstrip("/")
-        parts = urlsplit(self.base_uri)
+        if not url:
+            raise ValueError("url is required: the diary's base URL, like http://host:8080/diary")
+        self.url = url.rstrip("/")
+        parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http:// or https:// URL: {base_uri!r}")
+            raise ValueError(f"not an http:// or https:// URL: {url!r}")
         if parts.query or parts.fragment:
-            raise ValueError(f"the diary URL cannot have a query or fragment: {base_uri!r}")
-        self.timeout = timeout
-        self._https = parts.scheme == "https"
+            raise ValueError(f"the diary URL cannot have a query or fragment: {url!r}")
+        self.timeout = float(timeout)
+        self.retries = max(0, int(retries))
+        self.retry_delay = retry_delay
+        self.sleep = sleep
         self._host = parts.hostname
-        self._port = parts.port or (443 if self._https else 80)
         self._prefix = parts.path.rstrip("/")
         self._origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
-        self._headers = {"User-Agent": "rainer-client", "Accept": "*/*"}
+        self._headers = {"User-Agent": USER_AGENT, "Accept": "*/*", **(headers or {})}
         if parts.username is not None:
             # Credentials in the URL: send them as HTTP Basic, as urllib would have.
-            token = f"{parts.username}:{parts.password or ''}".encode()
-            self._headers["Authorization"] = "Basic " + base64.b64encode(token).decode()
-        self._tls = self._tls_context(ca_file, cert_file, key_file, verify) if self._https else None
-        self._local = threading.local()
-        self._all: list[http.client.HTTPConnection] = []
-        self._all_lock = threading.Lock()
+            token = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            self._headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
+        for name, value in self._headers.items():
+            if "\r" in value or "\n" in value:
+                raise ValueError(f"header {name} must be one line")
+        tls = None
+        if parts.scheme == "https":
+            tls = _tls_context(ca_path, client_cert, client_key, validate_certs)
+        self._pool = _pool_manager(parts.scheme, parts.hostname, self.timeout, tls)
+        self._get_retries = _retries_for_reads()
+
+    @property
+    def base_uri(self) -> str:
+        """pyrainer's name of ``url``."""
+        return self.url
 
     # -- pyrainer's API --------------------------------------------------------------------
 
@@ -226,12 +258,15 @@ class RainerClient:
 
     def list(self, all: bool = False) -> dict[str, dict[str, Any]]:
         """Key → metadata of its newest commit; empty commits only with ``all=True``."""
-        return self._get_json(self._prefix or "/", {"all": "yes"} if all else {})
+        return self._read_json(self._prefix or "/", {"all": "yes"} if all else {})
 
     def list_full(self, all: bool = False) -> dict[str, RainerCommit]:
         """Key → newest commit with its value, in one request."""
         params = {"payload_base64": "yes", **({"all": "yes"} if all else {})}
-        found = self._get_json(self._prefix or "/", params)
+        found = self._read_json(self._prefix or "/", params)
+        if not isinstance(found, dict):
+            where = self._origin + (self._prefix or "/")
+            raise RainerProtocolError(f"not a list of keys from {where}", url=where)
         return {key: commit_from_json(meta) for key, meta in found.items()}
 
     def get_commit(self, key: str, version: int | None = None) -> RainerCommit:
@@ -243,13 +278,12 @@ class RainerClient:
 
     def get_value(self, key: str, version: int | None = None) -> bytes:
         """The payload bytes (empty bytes for an empty commit)."""
-        answer = self._request("GET", self._key_path(key, version), key=key, version=version)
-        return answer.body
+        return self._read(self._key_path(key, version), key=key, version=version).body
 
     def get_metadata(self, key: str, version: int | None = None) -> dict[str, Any]:
         """The metadata dict: key, version, author, comment, mtime, empty."""
         path = self._key_path(key, version) + "/meta"
-        return self._request("GET", path, key=key, version=version).json()
+        return self._read(path, key=key, version=version).json()
 
     def post_commit(
         self, metadata: Mapping[str, Any], value: bytes | str | None, *, mtime: str | None = None
@@ -259,16 +293,19 @@ class RainerClient:
         (optional) and empty (optional; a true value makes a tombstone and needs no value).
         ``mtime`` (ISO-8601) back-dates the commit; by default the server's clock is used.
 
-        Raises RainerConflictError when the version is not the key's head plus one.
+        Raises RainerConflictError when the version is not the key's head plus one. A post
+        that got no answer (or a 502/503/504) is never sent again blindly: the version is read
+        back, and only when it is not there is the commit posted again.
         """
         key = str(metadata["key"])
         version = int(metadata["version"])
+        author = str(metadata["author"])
         empty = _truthy(metadata.get("empty", False))
         body = value.encode("utf-8") if isinstance(value, str) else (value or b"")
         if empty and body:
-            raise BadRequestError("an empty commit (a tombstone) cannot carry a value")
+            raise RainerBadRequestError("an empty commit (a tombstone) cannot carry a value")
         headers = {
-            wire.HEADER_AUTHOR: str(metadata["author"]),
+            wire.HEADER_AUTHOR: author,
             wire.HEADER_COMMENT: str(metadata.get("comment") or ""),
             wire.HEADER_EMPTY: "yes" if empty else "no",
             "Content-Type": wire.BINARY,
@@ -276,7 +313,34 @@ class RainerClient:
         if mtime is not None:
             headers[wire.HEADER_MTIME] = mtime
         path = self._key_path(key, version)
-        return self._request("POST", path, body, headers, key=key, version=version).json()
+        attempt = 0
+        while True:
+            try:
+                return self._send("POST", path, body, headers, key=key, version=version).json()
+            except RainerConflictError as conflict:
+                # After a post that got no answer, a conflict may be that post, landed late.
+                if attempt:
+                    with contextlib.suppress(RainerError):
+                        landed = self._landed(key, version, body, empty, author)
+                        if landed:
+                            return landed
+                raise conflict
+            except RainerError as exc:
+                if not _retryable(exc):
+                    raise
+                failure = exc
+            try:
+                landed = self._landed(key, version, body, empty, author)
+            except RainerError as reread:
+                raise _unsure(failure, reread) from None
+            if landed:
+                return landed
+            if attempt >= self.retries:
+                if landed is False:
+                    raise _taken(failure, key, version) from None
+                raise failure
+            self._pause(attempt)
+            attempt += 1
 
     # -- beyond pyrainer -------------------------------------------------------------------
 
@@ -287,7 +351,7 @@ class RainerClient:
         when it is given, at most ``limit`` of them (every one when None).
 
         The server answers a page at a time (at most ``HISTORY_PAGE`` commits); this asks for
-        pages until it has what was asked for.
+        page after page, each below the oldest version of the one before, until it has them.
         """
         path = self._key_path(key) + "/history"
         found: list[RainerCommit] = []
@@ -296,9 +360,12 @@ class RainerClient:
             params = {"payload_base64": "yes", "limit": str(page)}
             if before is not None:
                 params["before"] = str(before)
-            metas = self._get_json(path, params, key=key)
+            answer = self._read(_with_query(path, params), key=key)
+            metas = answer.json()
+            if not isinstance(metas, list):
+                raise RainerProtocolError(f"not a history from {answer.url}", url=answer.url)
             found += [commit_from_json(meta) for meta in metas]
-            if len(metas) < page or not metas:
+            if not metas or (len(metas) < page and not _has_next(answer.headers)):
                 break
             before = found[-1].version
         return found
@@ -306,16 +373,11 @@ class RainerClient:
     def ping(self) -> None:
         """Raise unless the server answers. Uses ``/healthz``; a server without one (the
         original) counts as up when it answers at all."""
-        answer = self._request("GET", "/healthz", check=False)
-        if answer.status >= 500:
-            self._raise(answer, None, None)
+        self._read("/healthz", check=False)
 
     def close(self) -> None:
-        """Close every connection this client opened, in every thread."""
-        with self._all_lock:
-            connections, self._all = self._all, []
-        for connection in connections:
-            connection.close()
+        """Close every kept-alive connection of this client."""
+        self._pool.clear()
 
     def __enter__(self) -> Self:
         return self
@@ -329,21 +391,41 @@ class RainerClient:
         self.close()
 
     def __repr__(self) -> str:
-        return f"RainerClient({self.base_uri!r})"
+        return f"RainerClient({self._origin + self._prefix!r})"  # without credentials
 
     # -- requests --------------------------------------------------------------------------
 
     def _key_path(self, key: str, version: int | None = None) -> str:
         # Validating here keeps '' or '..' from quietly addressing the list or another path.
-        path = f"{self._prefix}/{quote(validate_key(key), safe='')}"
+        try:
+            validate_key(key)
+        except BadRequestError as exc:
+            raise RainerBadRequestError(str(exc)) from None
+        path = f"{self._prefix}/{quote(key, safe='')}"
         return path if version is None else f"{path}/{quote(str(version), safe='')}"
 
-    def _get_json(self, path: str, params: Mapping[str, str], key: str | None = None) -> Any:
-        if params:
-            path += "?" + urlencode(params)
-        return self._request("GET", path, key=key).json()
+    def _read_json(self, path: str, params: Mapping[str, str]) -> Any:
+        return self._read(_with_query(path, params)).json()
 
-    def _request(
+    def _read(
+        self, path: str, *, key: str | None = None, version: int | None = None, check: bool = True
+    ) -> _Answer:
+        """A GET, tried again after no answer or a 502/503/504 (``retries`` times)."""
+        attempt = 0
+        while True:
+            try:
+                return self._send("GET", path, key=key, version=version, check=check)
+            except RainerError as exc:
+                if attempt >= self.retries or not _retryable(exc):
+                    raise
+            self._pause(attempt)
+            attempt += 1
+
+    def _pause(self, attempt: int) -> None:
+        if self.retry_delay:
+            self.sleep(min(self.retry_delay * 2**attempt, RETRY_DELAY_MAX))
+
+    def _send(
         self,
         method: str,
         path: str,
@@ -353,141 +435,89 @@ class RainerClient:
         key: str | None = None,
         version: int | None = None,
         check: bool = True,
-    ) -> Answer:
-        """Send one request on this thread's connection and read the whole answer."""
+    ) -> _Answer:
+        """One request, its whole answer read. An error status raises (typed); with ``check``
+        false only a 5xx does."""
+        import urllib3
+
         url = self._origin + path
         # Header values go out as UTF-8 bytes: http.client would encode str as Latin-1 only.
-        sent = {
-            name: value.encode("utf-8")
-            for name, value in {**self._headers, **(headers or {})}.items()
-        }
-        for name, value in sent.items():
-            if b"\r" in value or b"\n" in value:
-                raise BadRequestError(f"{name} must be one line: HTTP headers cannot break lines")
-        for attempt in (1, 2):
-            connection, reused = self._connection()
-            try:
-                connection.request(method, path, body=body, headers=sent)
-            except (ConnectionError, http.client.HTTPException) as exc:
-                # The server closed a kept-alive connection: nothing reached it, send again.
-                self._discard(connection)
-                if reused and attempt == 1:
-                    continue
-                raise self._unreachable(exc) from None
-            except OSError as exc:
-                self._discard(connection)
-                raise self._unreachable(exc) from None
-            try:
-                response = connection.getresponse()
-                data = response.read()
-            except (ConnectionError, http.client.HTTPException) as exc:
-                self._discard(connection)
-                # A reused connection dropped before any answer: safe to repeat a read. A
-                # commit is not repeated, as the server may have saved it.
-                if reused and attempt == 1 and method == "GET":
-                    continue
-                raise self._unreachable(exc, sent=method != "GET") from None
-            except OSError as exc:
-                self._discard(connection)
-                raise self._unreachable(exc, sent=method != "GET") from None
-            if response.will_close:
-                self._discard(connection)
-            answer = Answer(response.status, response.headers, data, url)
-            if check and not 200 <= answer.status < 300:
-                self._raise(answer, key, version)
-            return answer
-        raise AssertionError("unreachable")  # the loop always returns or raises
-
-    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
-        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
-        if connection is not None and connection.sock is not None:
-            if not _is_dropped(connection.sock):
-                return connection, True
-            self._discard(connection)
-        if self._https:
-            connection = http.client.HTTPSConnection(
-                self._host, self._port, timeout=self.timeout, context=self._tls
-            )
-        else:
-            connection = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
-        self._local.connection = connection
-        with self._all_lock:
-            self._all.append(connection)
-        return connection, False
-
-    def _discard(self, connection: http.client.HTTPConnection) -> None:
-        connection.close()
-        if getattr(self._local, "connection", None) is connection:
-            self._local.connection = None
-        with self._all_lock:
-            if connection in self._all:
-                self._all.remove(connection)
-
-    def _unreachable(self, exc: BaseException, sent: bool = False) -> UnreachableError:
-        """The error for a failed connection; ``sent`` when a commit went out unanswered."""
-        if isinstance(exc, TimeoutError | socket.timeout):
-            reason = f"no answer within {self.timeout:g} s"
-        elif isinstance(exc, ssl.SSLError):
-            reason = f"TLS failed: {exc.reason or exc}"
-        elif isinstance(exc, socket.gaierror):
-            reason = f"cannot resolve {self._host!r}"
-        elif isinstance(exc, ConnectionRefusedError):
-            reason = "connection refused"
-        else:
-            reason = str(exc) or type(exc).__name__
-        if sent:
-            # The server may have saved the commit before the answer was lost: say so.
-            return UnreachableError(
-                f"no answer from {self._origin}: {reason}; the commit may or may not have been "
-                "saved (look at the key's newest version)"
-            )
-        return UnreachableError(f"cannot reach {self._origin}: {reason}")
-
-    def _raise(self, answer: Answer, key: str | None, version: int | None) -> None:
-        status, body, url = answer.status, answer.body, answer.url
-        what = (
-            "" if key is None else f"{key!r}" + ("" if version is None else f" version {version}")
-        )
-        if status == 404:
-            if key is None:
-                message = (
-                    f"not found: {url} (is it a diary's base URL, like http://host:8080/diary?)"
+        sent: dict[str, bytes] = {}
+        for name, value in {**self._headers, **(headers or {})}.items():
+            if "\r" in value or "\n" in value:
+                raise RainerBadRequestError(
+                    f"{name} must be one line: HTTP headers cannot break lines"
                 )
-            else:
-                message = f"not found: {what}"
-            raise RainerNotFoundError(message, status, body, url)
+            sent[name] = value.encode("utf-8")
+        try:
+            response = self._pool.urlopen(
+                method,
+                url,
+                body=body,
+                headers=sent,  # type: ignore[arg-type]  # http.client sends bytes as they are
+                # Redirects of reads are followed (as urllib followed them for pyrainer);
+                # every other retry is this client's own, the same as the collection's.
+                retries=self._get_retries if method == "GET" else False,
+                redirect=method == "GET",
+                preload_content=True,
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise self._unreachable(exc, method, url) from None
+        answer = _Answer(response.status, response.headers, response.data, method, url)
+        if not 200 <= answer.status < 300 and (check or answer.status >= 500):
+            self._raise(answer, key, version)
+        return answer
+
+    def _unreachable(self, exc: BaseException, method: str, url: str) -> RainerUnreachableError:
+        """The error for an exchange that got no answer."""
+        reason, tls = _reason(exc, self.timeout, self._host)
+        kind = RainerTLSError if tls else RainerUnreachableError
+        return kind(f"cannot reach {self._origin}: {reason}", url, method)
+
+    def _raise(self, answer: _Answer, key: str | None, version: int | None) -> None:
+        status, text, url, method = answer.status, answer.text, answer.url, answer.method
+        what = f"{key!r}" + ("" if version is None else f" version {version}")
+        details = (status, text, url, method)
+        if status == 404:
+            message = f"not found: {what}"
+            if key is None:
+                message = f"not found: {url} (is it a diary's base URL, like http://host/diary?)"
+            raise RainerNotFoundError(message, *details)
         if status == 409:
             try:
-                conflict = json.loads(body)["conflict"]
-                expected, provided = (
-                    int(conflict["expectedVersion"]),
-                    int(conflict["providedVersion"]),
-                )
+                conflict = json.loads(answer.body)["conflict"]
+                expected = int(conflict["expectedVersion"])
+                provided = int(conflict["providedVersion"])
                 conflict_key = str(conflict.get("key", key))
             except (ValueError, KeyError, TypeError):
-                message = f"conflict on {what}: {_snippet(body)}"
-                raise HttpStatusError(message, status, body, url) from None
-            raise RainerConflictError(conflict_key, expected, provided, status, body, url)
-        reason = _snippet(body)
-        if status == 400:
-            raise RainerBadRequestError(f"refused: {reason}", status, body, url)
-        if status == 413:
-            raise RainerPayloadTooLargeError(f"refused: {reason}", status, body, url)
+                message = f"a 409 without a Rainer conflict from {url}: {_snippet(text)}"
+                raise RainerProtocolError(message, *details) from None
+            raise RainerConflictError(conflict_key, expected, provided, *details)
+        reason = _snippet(text)
+        kinds: dict[int, type[RainerHTTPError]] = {
+            400: RainerBadRequestError,
+            413: RainerPayloadTooLargeError,
+            431: RainerHeaderTooLargeError,
+        }
+        if status in kinds:
+            raise kinds[status](f"refused ({status}): {reason}", *details)
         if status >= 500:
-            raise RainerServerError(f"server error {status} at {url}: {reason}", status, body, url)
-        raise HttpStatusError(f"unexpected answer {status} from {url}: {reason}", status, body, url)
+            raise RainerServerError(f"server error {status} at {url}: {reason}", *details)
+        raise RainerHTTPError(f"unexpected answer {status} from {url}: {reason}", *details)
 
-    @staticmethod
-    def _tls_context(
-        ca_file: str | None, cert_file: str | None, key_file: str | None, verify: bool
-    ) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=ca_file)
-        if not verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        if cert_file:
-            context.load_cert_chain(cert_file, key_file)
-        return context
+    def _landed(
+        self, key: str, version: int, payload: bytes, empty: bool, author: str
+    ) -> dict[str, Any] | bool | None:
+        """After a post without a clear answer: the metadata of ``version`` when it holds this
+        commit (same author, payload and emptiness), False when it holds another one, None
+        when it is not there."""
+        try:
+            found = self.get_commit(key, version)
+        except RainerNotFoundError:
+            return None
+        same = found.payload == payload or empty
+        ours = (found.empty, found.author) == (empty, author) and same
+        return {name: found.meta.get(name) for name in METADATA_FIELDS} if ours else False
 
 
 def commit_from_json(meta: Mapping[str, Any]) -> RainerCommit:
@@ -498,17 +528,147 @@ def commit_from_json(meta: Mapping[str, Any]) -> RainerCommit:
             return RainerCommit(fields, None)
         return RainerCommit(fields, base64.b64decode(meta.get("payload_base64", "")))
     except (AttributeError, TypeError, ValueError) as exc:
-        raise RainerError(f"not a Rainer commit in the answer: {exc}") from None
+        raise RainerProtocolError(f"not a Rainer commit in the answer: {exc}") from None
 
 
-def _is_dropped(sock: socket.socket) -> bool:
-    """True when an idle kept-alive socket was closed by the server (it reads as ready)."""
-    try:
-        poller = select.poll()  # unlike select(), not limited to descriptors below 1024
-        poller.register(sock, select.POLLIN)
-        return bool(poller.poll(0))
-    except (OSError, ValueError):
+# -- the parts of a client that are not per request --------------------------------------------
+
+
+def _retries_for_reads() -> urllib3.Retry:
+    """urllib3's retry settings for a GET: follow up to five redirects (as urllib followed them
+    for pyrainer), and raise every failure at once, for the client's own rule to decide."""
+    import urllib3
+
+    return urllib3.Retry(total=None, connect=False, read=False, other=0, status=0, redirect=5)
+
+
+def _pool_manager(
+    scheme: str, host: str, timeout: float, tls: ssl.SSLContext | None
+) -> urllib3.PoolManager:
+    """Kept-alive connections to the diary's origin, through a proxy when the environment
+    names one for it (``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``, honouring ``NO_PROXY``)."""
+    import urllib3
+
+    options: dict[str, Any] = {
+        "timeout": urllib3.Timeout(connect=timeout, read=timeout),
+        "maxsize": POOL_SIZE,
+        "block": False,
+        "retries": False,
+    }
+    if tls is not None:
+        options["ssl_context"] = tls
+    proxy = _proxy_for(scheme, host)
+    if proxy is None:
+        return urllib3.PoolManager(num_pools=4, **options)
+    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    proxy_headers = {}
+    if parts.username is not None:
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        proxy_headers = urllib3.make_headers(proxy_basic_auth=credentials)
+    bare = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    return urllib3.ProxyManager(bare, num_pools=4, proxy_headers=proxy_headers, **options)
+
+
+def _proxy_for(scheme: str, host: str) -> str | None:
+    """The proxy the environment names for ``scheme://host``, as urllib and requests read it."""
+    if not any(os.environ.get(name) or os.environ.get(name.upper()) for name in _PROXY_VARIABLES):
+        return None  # the usual case, without importing urllib.request
+    import urllib.request
+
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass_environment(host, proxies):
+        return None
+    return proxy
+
+
+def _tls_context(
+    ca_path: str | None, client_cert: str | None, client_key: str | None, validate_certs: bool
+) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=ca_path)
+    if not validate_certs:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if client_cert:
+        context.load_cert_chain(client_cert, client_key)
+    return context
+
+
+def _reason(exc: BaseException, timeout: float, host: str) -> tuple[str, bool]:
+    """Why an exchange got no answer, in a few words, and whether TLS failed."""
+    import urllib3
+
+    errors = urllib3.exceptions
+    if isinstance(exc, errors.MaxRetryError) and exc.reason is not None:
+        return _reason(exc.reason, timeout, host)
+    if isinstance(exc, errors.ProxyError):
+        inner, tls = _reason(exc.original_error, timeout, host)
+        return f"the proxy failed: {inner}", tls
+    if isinstance(exc, errors.SSLError):
+        cause = exc.__cause__ or (exc.args[0] if exc.args else exc)
+        return f"TLS failed: {getattr(cause, 'reason', None) or cause}", True
+    if isinstance(exc, errors.NameResolutionError):
+        return f"cannot resolve {host!r}", False
+    if isinstance(exc, errors.NewConnectionError):
+        cause = exc.__cause__
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused", False
+        if isinstance(cause, TimeoutError | socket.timeout):
+            return f"no answer within {timeout:g} s", False
+        return _os_reason(cause) if isinstance(cause, OSError) else str(exc), False
+    if isinstance(exc, errors.TimeoutError):
+        return f"no answer within {timeout:g} s", False
+    if isinstance(exc, errors.ProtocolError):
+        cause = exc.args[1] if len(exc.args) > 1 else None
+        if isinstance(cause, OSError):
+            return _os_reason(cause), False
+        return "the connection closed before an answer came", False
+    return str(exc) or type(exc).__name__, False
+
+
+def _os_reason(exc: OSError) -> str:
+    """An OSError in words, without the ``[Errno N]`` prefix."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    if exc.strerror:
+        return exc.strerror[0].lower() + exc.strerror[1:]
+    return str(exc) or "the connection closed before an answer came"
+
+
+def _retryable(error: RainerError) -> bool:
+    """No answer (but not a TLS failure, which trying again cannot change), or 502/503/504."""
+    if isinstance(error, RainerTLSError):
+        return False
+    if isinstance(error, RainerUnreachableError):
         return True
+    return isinstance(error, RainerServerError) and error.status in RETRYABLE_STATUSES
+
+
+def _unsure(failure: RainerError, reread: RainerError) -> RainerError:
+    """``failure`` of a post, saying that whether the commit was saved is not known."""
+    failure.args = (
+        f"{failure}; the commit may or may not have been saved: reading it back failed too "
+        f"({reread})",
+    )
+    return failure
+
+
+def _taken(failure: RainerError, key: str, version: int) -> RainerError:
+    failure.args = (
+        f"{failure}; this commit was not saved: version {version} of {key!r} is another commit",
+    )
+    return failure
+
+
+def _has_next(headers: Any) -> bool:
+    """Whether a ``Link`` header names a next page."""
+    return any('rel="next"' in link for link in headers.getlist("Link"))
+
+
+def _with_query(path: str, params: Mapping[str, str]) -> str:
+    return f"{path}?{urlencode(params)}" if params else path
 
 
 def _truthy(value: object) -> bool:
@@ -516,11 +676,11 @@ def _truthy(value: object) -> bool:
     if isinstance(value, str):
         parsed = wire.parse_yes_no(value)
         if parsed is None:
-            raise BadRequestError(f"'empty' should be yes or no, not {value!r}")
+            raise RainerBadRequestError(f"'empty' should be yes or no, not {value!r}")
         return parsed
     return bool(value)
 
 
-def _snippet(body: bytes, limit: int = 200) -> str:
-    text = " ".join(body.decode("utf-8", "replace").split())
+def _snippet(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -113,10 +113,6 @@ class RainerHTTPError(RainerError):
         return self.status
 
 
-#: The name this class had before both clients shared one vocabulary.
-HttpStatusError = RainerHTTPError
-
-
 class RainerBadRequestError(RainerHTTPError, BadRequestError):
     """400: the server refused the request; the message is its reason. Also raised, with no
     status, for a request the client refuses to send (a key that can never exist, a header

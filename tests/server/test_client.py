@@ -1,15 +1,16 @@
-"""RainerClient against a real server: pyrainer's shapes, field by field, and the typed errors."""
+"""RainerClient against a real server: what only the package's client has — pyrainer's
+shapes, field by field, errors that are also Rainer's meanings, shared kept-alive connections.
+What both clients share is in test_client_contract.py."""
 
 from __future__ import annotations
 
-import pickle
-import re
 import socket
 import threading
 
 import pytest
-from cli_helpers import commit
+from cli_helpers import commit, rainer
 from client_fixtures import client_fixture, key_fixture, server_fixture  # noqa: F401
+from client_servers import ForwardProxy
 
 from rainer.client import (
     RainerBadRequestError,
@@ -17,58 +18,43 @@ from rainer.client import (
     RainerCommit,
     RainerConflictError,
     RainerNotFoundError,
+    RainerServerError,
+    RainerUnreachableError,
 )
 from rainer.errors import (
     BadRequestError,
     CommitOrderingError,
-    HttpStatusError,
     NotFoundError,
-    UnreachableError,
+    StorageUnavailableError,
 )
 
-MTIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d)$")
 META_FIELDS = ["key", "version", "author", "comment", "mtime", "empty"]
-
-
-def test_post_commit_answers_the_metadata_of_the_wire_contract(client, key):
-    meta = client.post_commit(
-        {"key": key, "version": 1, "author": "ann", "comment": "first"}, "a: 1\n"
-    )
-    assert list(meta) == META_FIELDS
-    assert meta["key"] == key
-    assert meta["version"] == 1
-    assert meta["author"] == "ann"
-    assert meta["comment"] == "first"
-    assert MTIME.match(meta["mtime"])
-    assert meta["empty"] is False
 
 
 def test_get_commit_carries_meta_and_value_like_pyrainer(client, key):
     posted = client.post_commit(
         {"key": key, "version": 1, "author": "Zoë", "comment": "naïve"}, b"\x00\xffbinary"
     )
+    assert list(posted) == META_FIELDS
     got = client.get_commit(key)
     assert isinstance(got, RainerCommit)
     assert got.meta == posted
-    assert got.value == b"\x00\xffbinary"
-    assert (got.key, got.version, got.author, got.comment) == (key, 1, "Zoë", "naïve")
-    assert got.mtime == posted["mtime"]
-    assert got.empty is False
+    assert got.value == got.payload == b"\x00\xffbinary"
+    assert got.text is None  # not UTF-8
     assert client.get_value(key) == b"\x00\xffbinary"
     assert client.get_value(key, 1) == b"\x00\xffbinary"
     assert client.get_metadata(key, 1) == posted
     assert client.get_commit(key, 1) == got
 
 
-def test_versions_and_empty_commits(client, key):
+def test_an_empty_commits_value_is_none_as_in_pyrainer(client, key):
     commit(client, key, "one")
-    commit(client, key, "two")
     gone = commit(client, key, None)
-    assert gone["empty"] is True and gone["version"] == 3
+    assert gone["empty"] is True and gone["version"] == 2
     head = client.get_commit(key)
-    assert head.empty is True and head.value is None and head.text is None
-    assert client.get_commit(key, 1).text == "one"
+    assert (head.value, head.payload, head.text) == (None, b"", "")
     assert client.get_value(key) == b""
+    assert client.list_full(all=True)[key].value is None
 
 
 def test_pyrainer_metadata_dict_with_string_empty_flag(client, key):
@@ -80,87 +66,40 @@ def test_pyrainer_metadata_dict_with_string_empty_flag(client, key):
     assert meta["empty"] is True
     meta = client.post_commit({"key": key, "version": 3, "author": "a", "empty": "False"}, b"back")
     assert meta["empty"] is False and meta["comment"] == ""
-    with pytest.raises(BadRequestError, match="cannot carry"):
+    with pytest.raises(RainerBadRequestError, match="cannot carry"):
         client.post_commit({"key": key, "version": 4, "author": "a", "empty": True}, "data")
+    with pytest.raises(RainerBadRequestError, match="yes or no"):
+        client.post_commit({"key": key, "version": 4, "author": "a", "empty": "perhaps"}, "")
 
 
-def test_list_and_list_full(client, key):
-    commit(client, key + "-a", "alpha")
-    commit(client, key + "-gone", "x")
-    commit(client, key + "-gone", None)
+def test_list_is_metadata_and_list_full_commits(client, key):
+    commit(client, key, "alpha")
     listed = client.list()
-    assert listed[key + "-a"] == client.get_metadata(key + "-a")
-    assert key + "-gone" not in listed
-    every = client.list(all=True)
-    assert every[key + "-gone"]["empty"] is True
+    assert listed[key] == client.get_metadata(key)
     full = client.list_full()
-    assert full[key + "-a"].value == b"alpha"
-    assert full[key + "-a"].meta == listed[key + "-a"]
-    assert full_all_gone(client, key).value is None
+    assert full[key].value == b"alpha" and full[key].meta == listed[key]
 
 
-def full_all_gone(client, key):
-    return client.list_full(all=True)[key + "-gone"]
-
-
-def test_history_newest_first_with_values_in_one_request(client, key):
-    commit(client, key, "1")
-    commit(client, key, "2", comment="second")
-    commit(client, key, None)
-    history = client.history(key)
-    assert [c.version for c in history] == [3, 2, 1]
-    assert [c.value for c in history] == [None, b"2", b"1"]
-    assert history[1].meta == client.get_metadata(key, 2)
-    assert [c.version for c in client.history(key, limit=1)] == [3]
-    assert [c.version for c in client.history(key, before=3)] == [2, 1]
-
-
-def test_commit_uri_percent_encodes_keys(client):
+def test_commit_uri_and_base_uri(client):
     assert client.commit_uri("a b&c?", 2).endswith("/diary/a%20b%26c%3F/2")
+    assert client.base_uri == client.url  # pyrainer's attribute
 
 
-def test_keys_with_reserved_characters_round_trip(client, key):
-    odd = key + " sp%ce & ü?#"
-    commit(client, odd, "odd")
-    assert client.get_commit(odd).key == odd
-    assert client.get_value(odd) == b"odd"
-    assert odd in client.list()
-
-
-def test_not_found_is_typed_and_carries_the_answer(client, key):
-    with pytest.raises(RainerNotFoundError) as caught:
+def test_errors_are_also_rainers_meanings(client, key):
+    with pytest.raises(NotFoundError) as caught:
         client.get_commit(key)
-    error = caught.value
-    assert isinstance(error, NotFoundError) and isinstance(error, HttpStatusError)
-    assert (error.status, error.code, error.body) == (404, 404, b"Key not found")
-    assert key in str(error)
+    assert isinstance(caught.value, RainerNotFoundError)
+    assert caught.value.code == 404  # urllib's HTTPError name, which pyrainer raised
     commit(client, key, "x")
-    with pytest.raises(NotFoundError):
-        client.get_value(key, 2)
-
-
-def test_conflict_carries_key_expected_and_provided(client, key):
-    commit(client, key, "x")
-    commit(client, key, "y")
-    with pytest.raises(RainerConflictError) as caught:
-        client.post_commit({"key": key, "version": 2, "author": "late"}, "z")
-    error = caught.value
-    assert isinstance(error, CommitOrderingError)
-    assert (error.key, error.expected_version, error.provided_version) == (key, 3, 2)
-    assert error.status == 409 and b"expectedVersion" in error.body
-    copy = pickle.loads(pickle.dumps(error))
-    assert (copy.key, copy.expected_version, copy.status) == (key, 3, 409)
-
-
-def test_bad_request_carries_the_servers_reason(client, key):
-    with pytest.raises(RainerBadRequestError) as caught:
-        client.post_commit({"key": key, "version": 1, "author": "a"}, "x", mtime="yesterday")
-    assert caught.value.status == 400
-    assert "X-Rainer-Modified-Time" in str(caught.value)
-    with pytest.raises(BadRequestError, match="one line"):
-        client.post_commit({"key": key, "version": 1, "author": "a", "comment": "a\nb"}, "x")
-    with pytest.raises(BadRequestError, match="Invalid key"):
+    with pytest.raises(CommitOrderingError) as conflict:
+        client.post_commit({"key": key, "version": 1, "author": "late"}, "z")
+    assert isinstance(conflict.value, RainerConflictError)
+    assert issubclass(RainerServerError, StorageUnavailableError)
+    assert issubclass(RainerUnreachableError, StorageUnavailableError)
+    # Refused before sending: a key that can never exist; no status, as no answer came.
+    with pytest.raises(BadRequestError, match="Invalid key") as refused:
         client.get_commit("")
+    assert isinstance(refused.value, RainerBadRequestError) and refused.value.status is None
 
 
 def test_wrong_base_url_says_so(server):
@@ -168,30 +107,14 @@ def test_wrong_base_url_says_so(server):
         RainerClient(server.url + "/nothing-here").list()
 
 
-def test_unreachable_server():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # bound but not listening: connections are refused
-        with pytest.raises(UnreachableError, match="connection refused"):
-            RainerClient(f"http://127.0.0.1:{port}/diary").list()
-
-
-def test_timeout_when_the_server_never_answers():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        port = sock.getsockname()[1]
-        with pytest.raises(UnreachableError, match=r"no answer within 0\.3 s"):
-            RainerClient(f"http://127.0.0.1:{port}/diary", timeout=0.3).list()
-
-
 def test_one_connection_is_kept_alive_and_reused(client, key):
     commit(client, key, "x")
     client.get_value(key)
-    first = client._local.connection.sock
+    pool = client._pool.connection_from_url(client.url)
+    opened = pool.num_connections
     for _ in range(5):
         client.get_commit(key)
-    assert client._local.connection.sock is first
+    assert pool.num_connections == opened
 
 
 def test_threads_share_a_client(client, key):
@@ -217,9 +140,9 @@ def test_a_restarted_server_is_reconnected_to(tmp_path):
     from harness.rainer import RainerServer
 
     with RainerServer(["--database", f"sqlite:///{tmp_path / 'r.db'}"]) as own:
-        made = RainerClient(own.diary_url)
+        made = RainerClient(own.diary_url, retries=0)
         made.post_commit({"key": "k", "version": 1, "author": "a"}, "v")
-        own.restart()  # the kept-alive connection is now dead
+        own.restart()  # the kept-alive connection is now dead: no retry is needed
         assert made.get_value("k") == b"v"
         own.restart()
         made.post_commit({"key": "k", "version": 2, "author": "a"}, "w")
@@ -232,21 +155,43 @@ def test_rainer_commit_checks_empty_against_value():
     with pytest.raises(ValueError):
         RainerCommit({"key": "k", "version": 1}, None)
     assert RainerCommit({"key": "k", "version": 1}, "text").value == b"text"
+    assert RainerCommit({"key": "k", "version": 1, "empty": True}, b"").value is None
 
 
-def test_constructor_checks_the_url():
+def test_constructor_checks_the_url_and_keeps_pyrainers_positional_argument():
     with pytest.raises(ValueError):
         RainerClient("")
     with pytest.raises(ValueError):
         RainerClient("ftp://host/diary")
-    assert RainerClient("http://h:1/diary/").base_uri == "http://h:1/diary"
+    with pytest.raises(ValueError):
+        RainerClient("http://h/diary?x=1")
+    made = RainerClient("http://h:1/diary/")
+    assert (made.url, made.base_uri, made.timeout, made.retries) == (
+        "http://h:1/diary",
+        "http://h:1/diary",
+        30.0,
+        2,
+    )
 
 
-def test_a_commit_left_unanswered_says_it_may_have_been_saved():
+def test_a_refused_commit_is_not_posted_again_without_reading_back():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        port = sock.getsockname()[1]
-        made = RainerClient(f"http://127.0.0.1:{port}/diary", timeout=0.3)
-        with pytest.raises(UnreachableError, match="may or may not have been saved"):
+        port = sock.getsockname()[1]  # bound but not listening: connections are refused
+        made = RainerClient(f"http://127.0.0.1:{port}/diary", retries=2, sleep=lambda _: None)
+        with pytest.raises(RainerUnreachableError, match="may or may not have been saved"):
             made.post_commit({"key": "k", "version": 1, "author": "a"}, "x")
+
+
+def test_the_command_line_goes_through_a_proxy_unless_no_proxy_names_the_host(server, key):
+    commit(RainerClient(server.diary_url), key, "x")
+    clean = {name: None for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+    clean.update({name.upper(): None for name in clean})
+    with ForwardProxy() as proxy:
+        clean["HTTP_PROXY"] = proxy.url
+        run = rainer("list", url=server.diary_url, **clean)
+        assert run.code == 0 and key in run.out, run.stderr
+        assert proxy.seen == [("GET", server.diary_url)]
+        run = rainer("list", url=server.diary_url, **{**clean, "NO_PROXY": "*"})
+        assert run.code == 0 and key in run.out, run.stderr
+        assert len(proxy.seen) == 1

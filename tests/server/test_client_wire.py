@@ -1,4 +1,4 @@
-"""What RainerClient puts on the wire, seen by a recording HTTP server."""
+"""What the clients put on the wire, seen by a recording HTTP server."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import threading
 from typing import ClassVar
 
 import pytest
+from client_fixtures import collection_client_module
 
-from rainer.client import RainerClient
+from rainer.client import USER_AGENT, RainerClient
 from rainer.errors import RainerError
 
 META = {"key": "a b", "version": 1, "author": "Zoë", "comment": "", "mtime": "x", "empty": False}
@@ -76,6 +77,19 @@ def test_requests_follow_the_wire_contract(recorder):
     _, _, headers, body = seen[5]
     assert (headers["x-rainer-empty"], headers["x-rainer-comment"], body) == (b"yes", b"", b"")
     assert headers["content-length"] == b"0"
+    assert headers["user-agent"] == USER_AGENT.encode()
+
+
+def test_the_collections_client_sends_utf8_headers_too(recorder):
+    base, seen = recorder
+    client = collection_client_module().RainerClient(base + "/diary", author="Zoë")
+    client.post("a b", 2, b"x", comment="ünï ☃")
+    client.post("a b", 3, empty=True)
+    (_, path, headers, body), (_, _, tombstone, _) = seen
+    assert path == "/diary/a%20b/2" and body == b"x"
+    assert headers["x-rainer-author"] == "Zoë".encode()  # not Latin-1
+    assert headers["x-rainer-comment"] == "ünï ☃".encode()
+    assert (tombstone["x-rainer-empty"], tombstone["content-length"]) == (b"yes", b"0")
 
 
 def test_a_diary_at_the_root_and_credentials_in_the_url(recorder):

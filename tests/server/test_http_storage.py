@@ -6,7 +6,7 @@ import pytest
 from storage_contract import StorageContract, make_commit
 
 from harness.rainer import RainerServer
-from rainer.client import RainerClient
+from rainer.client import RainerClient, RainerServerError, RainerUnreachableError
 from rainer.errors import CommitOrderingError, StorageUnavailableError
 from rainer.storage import open_storage
 from rainer.storage.http import HttpStorage
@@ -47,15 +47,18 @@ def test_conflict_is_the_plain_ordering_error(upstream):
 
 
 def test_start_fails_when_the_server_is_down():
-    storage = HttpStorage("http://127.0.0.1:9/diary", timeout=2)
-    with pytest.raises(StorageUnavailableError, match="cannot reach"):
+    pauses: list[float] = []
+    storage = HttpStorage("http://127.0.0.1:9/diary", timeout=2, sleep=pauses.append)
+    with pytest.raises(StorageUnavailableError, match="cannot reach") as caught:
         storage.start()
+    assert isinstance(caught.value, RainerUnreachableError)
+    assert pauses == [0.5, 1.0]  # the client's options pass through: tried three times
 
 
 def test_serve_fronts_another_server(upstream, tmp_path):
     """Commits through the front land upstream; commits upstream show through the front."""
     with RainerServer(["--database", upstream.diary_url]) as front:
-        via_front = RainerClient(front.diary_url)
+        via_front = RainerClient(front.diary_url, retries=0)
         direct = RainerClient(upstream.diary_url)
         meta = via_front.post_commit(
             {"key": "cfg", "version": 1, "author": "ann", "comment": "one"}, b"a: 1\n"
@@ -71,7 +74,8 @@ def test_serve_fronts_another_server(upstream, tmp_path):
         assert caught.value.expected_version == 3
         # The front answers 503 while the server behind it is down, and recovers after.
         upstream.stop()
-        with pytest.raises(StorageUnavailableError):
+        with pytest.raises(RainerServerError) as caught:
             via_front.get_metadata("cfg")
+        assert (caught.value.status, caught.value.body) == (503, "Database unavailable")
         upstream.start()
         assert via_front.get_value("cfg") == b"b"

@@ -9,11 +9,12 @@ import getpass
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 from rainer import wire
-from rainer.client import RainerClient
+from rainer.client import DEFAULT_TIMEOUT, RainerClient
 from rainer.errors import CommitOrderingError, RainerError
 
 EXIT_OK = 0
@@ -51,7 +52,8 @@ def add_global_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=suppress,
         metavar="SECONDS",
-        help="give up on a request after this long (default: $RAINER_TIMEOUT or 30)",
+        help="wait this long for a connection and for each read of an answer "
+        f"(default: $RAINER_TIMEOUT or {DEFAULT_TIMEOUT:g})",
     )
     group.add_argument(
         "--ca-file",
@@ -113,7 +115,7 @@ def client_from(args: argparse.Namespace) -> RainerClient:
     url = setting(args, "url", "RAINER_URL")
     if not url:
         raise CommandError("no server: pass --url URL or set RAINER_URL", EXIT_USAGE)
-    timeout_text = setting(args, "timeout", "RAINER_TIMEOUT", 30.0)
+    timeout_text = setting(args, "timeout", "RAINER_TIMEOUT", DEFAULT_TIMEOUT)
     try:
         timeout = float(timeout_text)
     except ValueError:
@@ -123,14 +125,17 @@ def client_from(args: argparse.Namespace) -> RainerClient:
     insecure = getattr(args, "insecure", False) or bool(
         wire.parse_yes_no(os.environ.get("RAINER_INSECURE", "no"))
     )
+    if insecure:
+        # Asked for on purpose: no warning from urllib3 on every request.
+        warnings.filterwarnings("ignore", "Unverified HTTPS request")
     try:
         return RainerClient(
             url,
             timeout,
-            ca_file=setting(args, "ca_file", "RAINER_CA_FILE"),
-            cert_file=setting(args, "client_cert", "RAINER_CLIENT_CERT"),
-            key_file=setting(args, "client_key", "RAINER_CLIENT_KEY"),
-            verify=not insecure,
+            ca_path=setting(args, "ca_file", "RAINER_CA_FILE"),
+            client_cert=setting(args, "client_cert", "RAINER_CLIENT_CERT"),
+            client_key=setting(args, "client_key", "RAINER_CLIENT_KEY"),
+            validate_certs=not insecure,
         )
     except ValueError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None

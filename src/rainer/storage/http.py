@@ -1,9 +1,10 @@
 """Storage over HTTP: another Rainer server used as this process's storage.
 
 What the original's JVM client was. ``rainer serve --database http://other:8080/diary`` runs a
-server on top of it, fronting another one. Every call is one request through ``RainerClient``
-(a kept-alive connection per thread); reads of single commits use the history endpoint, whose
-JSON carries the comment exactly (the ``X-Rainer-*`` headers cannot hold line breaks).
+server on top of it, fronting another one. Every call goes through ``RainerClient`` (kept-alive
+connections; reads tried again when the server does not answer); reads of single commits use
+the history endpoint, whose JSON carries the comment exactly (the ``X-Rainer-*`` headers cannot
+hold line breaks).
 
 A comment is sent in a header when saving, so it must be one line: ``save`` refuses one with a
 line break (BadRequestError), as the server could never have received it over HTTP anyway.
@@ -27,9 +28,10 @@ class HttpStorage(Storage):
     #: Other processes write the remote server too, so its heads must never be cached here.
     single_writer = False
 
-    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT, **tls: Any) -> None:
+    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT, **options: Any) -> None:
+        """``options`` are RainerClient's (retries, validate_certs, ca_path, client_cert, ...)."""
         self.url = url
-        self.client = RainerClient(url, timeout, **tls)
+        self.client = RainerClient(url, timeout, **options)
 
     def start(self) -> None:
         # Fail at start, as the SQL storage does when its database is down.
@@ -105,7 +107,7 @@ def to_commit(commit: RainerCommit) -> Commit:
         return Commit(
             key=str(commit.key),
             version=int(commit.version),
-            payload=commit.value,
+            payload=None if commit.empty else commit.payload,
             author=str(commit.author),
             comment=str(commit.comment),
             mtime=parse_mtime(str(commit.mtime)),

@@ -74,7 +74,7 @@ def test_invalid_options_fail_like_the_module(rainer_url, key):
 
 def test_failures_carry_details(closed_port_url, key):
     result = make(InfoAction, {"url": closed_port_url, "key": key, "retries": 0}).run(task_vars={})
-    assert result["failed"] and result["error"] == "RainerUnreachable" and result["status"] is None
+    assert result["failed"] and result["error"] == "RainerUnreachableError" and result["status"] is None
 
 
 @pytest.mark.parametrize("transport, become, task_vars", [

@@ -11,7 +11,7 @@ from unittest import mock
 
 import pytest
 
-from ansible_collections.rainer.rainer.plugins.module_utils.client import RainerClient, RainerUnreachable
+from ansible_collections.rainer.rainer.plugins.module_utils.client import RainerClient, RainerUnreachableError
 from ansible_collections.rainer.rainer.plugins.module_utils.commit import run_commit
 from ansible_collections.rainer.rainer.plugins.module_utils.common import (
     ParseError,
@@ -176,7 +176,7 @@ def test_errors_become_task_errors(closed_port_url, key):
     client = RainerClient(closed_port_url, retries=0)
     with pytest.raises(RainerTaskError) as info:
         run_commit(client, params(key, content="x"))
-    assert info.value.details["status"] is None and info.value.details["error"] == "RainerUnreachable"
+    assert info.value.details["status"] is None and info.value.details["error"] == "RainerUnreachableError"
     with pytest.raises(RainerTaskError):
         run_info(client, dict(key=key))
     with pytest.raises(RainerTaskError):
@@ -188,7 +188,7 @@ def test_post_failure_after_landing_reports_the_commit(client, key):
 
     def lose_answer(*args, **kwargs):
         real_post(*args, **kwargs)
-        raise RainerUnreachable("reset")
+        raise RainerUnreachableError("reset")
 
     with mock.patch.object(client, "post", side_effect=lose_answer):
         result = run_commit(client, params(key, content="x"))
@@ -209,6 +209,9 @@ def test_info(client, key):
     assert old["value"] == {"a": 1} and len(old["history"]) == 1
     assert not run_info(client, dict(key=key, version=9))["exists"]
     assert run_info(client, dict(key=key + "-none", history=True))["history"] == []
+    with pytest.raises(RainerTaskError) as info:
+        run_info(client, dict(key=key, history=True, history_limit=0))
+    assert "history_limit must be 1 or more" in str(info.value)
     client.post(key, 3, b"", empty=True)
     deleted = run_info(client, dict(key=key, format="json"))
     assert deleted["exists"] and deleted["commit"]["empty"] and deleted["value"] is None

@@ -60,7 +60,7 @@ def test_commit_module_failures(rainer_url, key, capsys, closed_port_url):
     code, result = run(rainer_commit, dict(url=rainer_url, key=key), capsys)
     assert code == 1 and "content" in result["msg"]
     code, result = run(rainer_commit, dict(url=closed_port_url, key=key, content="x", retries=0), capsys)
-    assert code == 1 and result["error"] == "RainerUnreachable" and result["status"] is None
+    assert code == 1 and result["error"] == "RainerUnreachableError" and result["status"] is None
 
 
 def test_info_module(rainer_url, key, capsys):
