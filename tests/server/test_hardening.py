@@ -18,7 +18,7 @@ from http_util import call, post_commit
 from harness.rainer import RainerServer
 from rainer import defaults as limits
 from rainer.client import RainerClient
-from rainer.errors import HttpStatusError
+from rainer.errors import RainerHeaderTooLargeError
 
 
 @pytest.fixture(scope="module")
@@ -296,7 +296,7 @@ def test_author_and_comment_are_bounded(diary, key):
     # Bounds count bytes of UTF-8; at the bounds, the commit reads back through our own client.
     longest = "é" * 512 + "c" * (16 * 1024 - 1024)
     with RainerClient(diary) as client:
-        with pytest.raises(HttpStatusError) as refused:
+        with pytest.raises(RainerHeaderTooLargeError) as refused:
             client.post_commit({"key": key, "version": 1, "author": "ü" * 513}, b"x")
         assert refused.value.status == 431
         client.post_commit({"key": key, "version": 1, "author": "ü" * 512, "comment": longest}, "x")
