@@ -4,6 +4,10 @@ Debian ships the server as ``/usr/share/java/zookeeper.jar``, whose manifest ``C
 names its dependencies; it logs through slf4j, which Debian binds to log4j 1.2
 (``slf4j-log4j12.jar`` + ``log4j-1.2.jar``). We add those two jars and a ``log4j.properties``
 in the temporary folder that sends everything to stdout, which goes to the log file there.
+
+With ``tls``, the server also listens on a secure client port (TLS through ZooKeeper's Netty
+connection factory, with PEM key and trust stores); the plain port stays open, for the
+readiness check and for tests that look at the tree without TLS.
 """
 
 from __future__ import annotations
@@ -14,12 +18,19 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from harness._service import Service, ServiceError
+from harness.ports import free_port, port_is_open
 
 JAVA_DIR = Path("/usr/share/java")
 MAIN_CLASS = "org.apache.zookeeper.server.ZooKeeperServerMain"  # standalone, no quorum code
+NETTY_FACTORY = "org.apache.zookeeper.server.NettyServerCnxnFactory"
+#: What ZooKeeper's Netty connection factory needs besides the jars its manifest names
+#: (netty-handler's TLS handler is built on netty-codec).
+NETTY_JARS = ("netty-codec.jar", "netty-resolver.jar", "netty-transport-native-unix-common.jar")
 
 _LOG4J = """\
 log4j.rootLogger=INFO, CONSOLE
@@ -49,12 +60,33 @@ def _java_works(java: str) -> str | None:
     return None
 
 
-def find_classpath() -> list[str] | None:
-    """The jars that run Debian's ZooKeeper server with log4j logging, or None."""
+@dataclass(frozen=True)
+class ZooKeeperTls:
+    """TLS on the secure client port: the server's certificate and key (PEM files, as
+    ``harness.certs.TestCA.server()`` makes them) and the CA file whose certificates it trusts.
+
+    ``client_auth`` is ZooKeeper's ``ssl.clientAuth``: ``need`` refuses clients without a
+    certificate from ``ca``, ``want`` asks for one, ``none`` does not.
+    """
+
+    cert: Path
+    key: Path
+    ca: Path
+    client_auth: Literal["need", "want", "none"] = "need"
+
+
+def find_classpath(netty: bool = False) -> list[str] | None:
+    """The jars that run Debian's ZooKeeper server with log4j logging, or None; with ``netty``,
+    also the jars of the Netty connection factory (None when one is missing)."""
     server = JAVA_DIR / "zookeeper.jar"
     if not server.is_file():
         return None
     jars = [server]
+    if netty:
+        extra = [JAVA_DIR / name for name in NETTY_JARS]
+        if not all(jar.is_file() for jar in extra):
+            return None
+        jars += extra
     binding = [JAVA_DIR / "slf4j-log4j12.jar", JAVA_DIR / "log4j-1.2.jar"]
     if all(jar.is_file() for jar in binding):
         jars += binding
@@ -68,6 +100,9 @@ class ZooKeeperServer(Service):
 
     The admin server (Jetty, port 8080) is off; every four-letter word is allowed. ``stop()``
     and ``start()`` bring the same server back on the same port with the same data.
+
+    ``tls`` adds a secure client port (``secure_port``, ``secure_hosts``). Digest ACLs need no
+    setup: ZooKeeper enforces them out of the box.
     """
 
     name = "zookeeper"
@@ -82,6 +117,7 @@ class ZooKeeperServer(Service):
         config: Mapping[str, str | int] | None = None,
         heap: str = "256m",
         startup_timeout: float = 60.0,
+        tls: ZooKeeperTls | None = None,
     ) -> None:
         """``config`` adds or overrides ``zoo.cfg`` lines; ``heap`` is the JVM's ``-Xmx``."""
         super().__init__(port=port, startup_timeout=startup_timeout)
@@ -90,6 +126,8 @@ class ZooKeeperServer(Service):
         self.max_session_timeout_ms = max_session_timeout_ms
         self.config = dict(config or {})
         self.heap = heap
+        self.tls = tls
+        self._secure_port: int | None = None
 
     @classmethod
     def available(cls) -> str | None:
@@ -100,10 +138,31 @@ class ZooKeeperServer(Service):
             return f"{JAVA_DIR / 'zookeeper.jar'} not found; install Debian's zookeeper package"
         return _java_works(java)
 
+    @classmethod
+    def available_tls(cls) -> str | None:
+        """None when a ZooKeeper with a secure client port can run here, else why not."""
+        reason = cls.available()
+        if reason is None and find_classpath(netty=True) is None:
+            missing = [name for name in NETTY_JARS if not (JAVA_DIR / name).is_file()]
+            reason = f"ZooKeeper's TLS needs Netty: {', '.join(missing)} not in {JAVA_DIR}"
+        return reason
+
     @property
     def hosts(self) -> str:
         """Connection string for kazoo: ``127.0.0.1:PORT``."""
         return f"{self.host}:{self.port}"
+
+    @property
+    def secure_port(self) -> int:
+        """The TLS client port (only with ``tls``)."""
+        if self._secure_port is None:
+            raise ServiceError(f"{self.name} has no secure client port (give tls=...)")
+        return self._secure_port
+
+    @property
+    def secure_hosts(self) -> str:
+        """Connection string of the TLS port: ``127.0.0.1:SECURE_PORT``."""
+        return f"{self.host}:{self.secure_port}"
 
     @property
     def data_dir(self) -> Path:
@@ -121,6 +180,35 @@ class ZooKeeperServer(Service):
 
     # ----- life cycle --------------------------------------------------------------------------
 
+    def _allocate_ports(self) -> None:
+        super()._allocate_ports()
+        if self.tls is not None:
+            self._secure_port = free_port()
+
+    def _ports(self) -> list[int]:
+        return [self.port] + ([self.secure_port] if self.tls is not None else [])
+
+    def _tls_settings(self) -> dict[str, str | int]:
+        tls = self.tls
+        if tls is None:
+            return {}
+        # ZooKeeper's PEM key store is one file holding the key and the certificate chain.
+        keystore = self.tmpdir / "zk-keystore.pem"
+        keystore.write_bytes(Path(tls.key).read_bytes() + Path(tls.cert).read_bytes())
+        keystore.chmod(0o600)
+        return {
+            "serverCnxnFactory": NETTY_FACTORY,
+            "secureClientPort": self.secure_port,
+            "secureClientPortAddress": self.host,
+            "ssl.keyStore.location": str(keystore),
+            "ssl.keyStore.type": "PEM",
+            "ssl.trustStore.location": str(tls.ca),
+            "ssl.trustStore.type": "PEM",
+            "ssl.clientAuth": tls.client_auth,
+            # Our test client certificates name a principal, not the client's address.
+            "ssl.clientHostnameVerification": "false",
+        }
+
     def _prepare(self) -> None:
         self.data_dir.mkdir()
         settings: dict[str, str | int] = {
@@ -134,6 +222,7 @@ class ZooKeeperServer(Service):
             "admin.enableServer": "false",
             "4lw.commands.whitelist": "*",
             "autopurge.purgeInterval": 0,
+            **self._tls_settings(),
             **self.config,
         }
         lines = [f"{key}={value}" for key, value in settings.items()]
@@ -142,9 +231,10 @@ class ZooKeeperServer(Service):
 
     def _command(self) -> list[str]:
         java = _java()
-        classpath = find_classpath()
+        classpath = find_classpath(netty=self.tls is not None)
         if java is None or classpath is None:
-            raise ServiceError(self.available() or "java or zookeeper.jar not found")
+            reason = self.available_tls() if self.tls is not None else self.available()
+            raise ServiceError(reason or "java or zookeeper.jar not found")
         return [
             java,
             f"-Xmx{self.heap}",
@@ -164,3 +254,7 @@ class ZooKeeperServer(Service):
         self._poll_until(
             lambda: "Mode:" in self.four_letter_word("srvr", timeout=1.0), deadline, "srvr"
         )
+        if self.tls is not None:
+            self._poll_until(
+                lambda: port_is_open(self.host, self.secure_port), deadline, "the secure port"
+            )

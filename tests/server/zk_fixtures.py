@@ -2,7 +2,8 @@
 
 Loaded with ``pytest_plugins = ["zk_fixtures"]`` by the modules that need them. A missing
 ZooKeeper (no Java, no Debian ``zookeeper`` package) skips those tests, and fails them under
-``CI=true`` (``harness.require``).
+``CI=true`` (``harness.require``); so does a ZooKeeper that cannot run TLS (no Netty jars) for
+the tests of ``zookeeper_tls``.
 """
 
 from __future__ import annotations
@@ -10,12 +11,17 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pytest
 from zk_util import new_client
 
 import harness
-from harness.zookeeper import ZooKeeperServer
+from harness.zookeeper import ZooKeeperServer, ZooKeeperTls
+
+if TYPE_CHECKING:  # cryptography is imported only by the tests that make certificates
+    from harness.certs import Issued, TestCA
 
 _paths = itertools.count()
 
@@ -26,6 +32,40 @@ def zookeeper() -> Iterator[ZooKeeperServer]:
     harness.require(ZooKeeperServer)
     with ZooKeeperServer() as server:
         yield server
+
+
+class _TlsZooKeeper:
+    """What ``harness.require`` asks about a ZooKeeper with a secure client port."""
+
+    name = "zookeeper with TLS"
+
+    @staticmethod
+    def available() -> str | None:
+        return ZooKeeperServer.available_tls()
+
+
+@dataclass(frozen=True)
+class TlsZooKeeper:
+    """A ZooKeeper whose secure port (``server.secure_hosts``) wants a client certificate from
+    ``ca``; ``client`` is one. Its plain port (``server.hosts``) stays open for inspection."""
+
+    server: ZooKeeperServer
+    ca: TestCA
+    client: Issued
+
+
+@pytest.fixture(scope="session")
+def zookeeper_tls(tmp_path_factory) -> Iterator[TlsZooKeeper]:
+    """One ZooKeeper for the session with TLS on its secure client port (client certificates
+    required, ``ssl.clientAuth=need``)."""
+    harness.require(_TlsZooKeeper)
+    from harness.certs import TestCA
+
+    ca = TestCA(tmp_path_factory.mktemp("zk-ca"))
+    issued = ca.server("zookeeper")
+    tls = ZooKeeperTls(issued.cert, issued.key, ca.cert, client_auth="need")
+    with ZooKeeperServer(tls=tls) as server:
+        yield TlsZooKeeper(server, ca, ca.client("rainer-server"))
 
 
 @pytest.fixture

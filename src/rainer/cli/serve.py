@@ -146,6 +146,53 @@ def register(subparsers) -> None:
         help="refuse with 413 a commit whose stored form is larger; keep it under the "
         "ensemble's jute.maxbuffer, 1 MiB by default (%(default)s)",
     )
+    zookeeper.add_argument(
+        "--zk-auth",
+        metavar="FILE",
+        help="authenticate to ZooKeeper as the digest identity USER:PASSWORD held in FILE "
+        "(only its owner may read it), and make every node the servers create writable by "
+        "that identity only. Or set RAINER_ZK_AUTH to USER:PASSWORD itself, or "
+        "RAINER_ZK_AUTH_FILE to the file; never give the password on a command line",
+    )
+    zookeeper.add_argument(
+        "--zk-acl-read",
+        choices=("world", "servers"),
+        default=_env("ZK_ACL_READ", defaults.ZK_ACL_READ),
+        help="with --zk-auth, who may read the nodes: anyone (world), or only the servers' "
+        "identity (%(default)s)",
+    )
+    zookeeper.add_argument(
+        "--zk-tls-ca",
+        default=_env("ZK_TLS_CA", "") or None,
+        metavar="FILE",
+        help="connect to ZooKeeper's secure client port over TLS (zk1:2281, say), verifying "
+        "its certificate against the CA certificates in FILE (PEM)",
+    )
+    zookeeper.add_argument(
+        "--zk-tls-cert",
+        default=_env("ZK_TLS_CERT", "") or None,
+        metavar="FILE",
+        help="connect over TLS presenting this client certificate (PEM), for an ensemble "
+        "that asks for one; without --zk-tls-ca, ZooKeeper's certificate is verified against "
+        "the system's CAs",
+    )
+    zookeeper.add_argument(
+        "--zk-tls-key",
+        default=_env("ZK_TLS_KEY", "") or None,
+        metavar="FILE",
+        help="the client certificate's private key (PEM, unencrypted)",
+    )
+    zookeeper.add_argument(
+        "--zk-tls-check-hostname",
+        action=argparse.BooleanOptionalAction,
+        # Anything but a clear "no" keeps the check: a typo must not turn it off.
+        default=parse_yes_no(
+            _env("ZK_TLS_CHECK_HOSTNAME", "yes" if defaults.ZK_TLS_CHECK_HOSTNAME else "no")
+        )
+        is not False,
+        help="over TLS, require ZooKeeper's certificate to name the host as the connection "
+        "string spells it (on by default)",
+    )
     parser.add_argument(
         "--cache-bytes",
         type=_size,
@@ -221,6 +268,13 @@ def register(subparsers) -> None:
         action=argparse.BooleanOptionalAction,
         default=parse_yes_no(_env("ACCESS_LOG", "no")) is True,
         help="log every request (off by default: it costs a third of the throughput)",
+    )
+    # -- the web console (issue 13) --
+    parser.add_argument(
+        "--ui",
+        action=argparse.BooleanOptionalAction,
+        default=parse_yes_no(_env("UI", "yes")) is not False,
+        help="serve the web console at /ui/ (on by default; --no-ui turns it off)",
     )
     parser.set_defaults(handler=run)
 
@@ -322,6 +376,10 @@ def run(args: argparse.Namespace) -> int:
             storage = _with_zookeeper(storage, args)
             view = storage.mirror
         app = RainerApp(storage, config, view=view, guard=guard, audit=audit)
+        if args.ui:  # the web console (issue 13)
+            from rainer.server.console import Console
+
+            app.console = Console(app)
         app.start()
     except MissingDependencyError as exc:
         print(f"rainer serve: error: {exc}", file=sys.stderr)
@@ -344,6 +402,15 @@ def _with_zookeeper(database, args: argparse.Namespace):
         if exc.name is None or not exc.name.startswith("kazoo"):
             raise
         raise MissingDependencyError("--zookeeper", "kazoo", "zookeeper") from None
+    from rainer.keeper.security import TlsSettings, find_credentials
+
+    # Credentials come from a file or the environment only, and never reach a log line.
+    credentials = find_credentials(args.zk_auth)
+    tls = None
+    if args.zk_tls_ca or args.zk_tls_cert or args.zk_tls_key:
+        tls = TlsSettings(
+            args.zk_tls_ca, args.zk_tls_cert, args.zk_tls_key, args.zk_tls_check_hostname
+        )
     return ZooKeeperLink(
         database,
         args.zookeeper,
@@ -351,4 +418,7 @@ def _with_zookeeper(database, args: argparse.Namespace):
         publish_period=args.publish_period,
         session_timeout=args.zk_session_timeout,
         max_node_bytes=args.zk_max_node_bytes,
+        credentials=credentials,
+        read_access=args.zk_acl_read,
+        tls=tls,
     )

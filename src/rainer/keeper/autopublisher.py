@@ -11,6 +11,11 @@ Differences from the original, on purpose: the leader publishes once right after
 (so ZooKeeper is healed as soon as it is back, not a period later), and it gives up leadership as
 soon as its connection is suspended or its session lost, so that it never acts on a lock it may
 no longer hold; it stands again once reconnected.
+
+With credentials, a new leader also gives the servers' ACL to every key node that has other
+ACLs (``Keeper.secure_keys``), once per leadership: nodes published before ACLs were turned on
+are protected within moments of the first protected server leading, with no step for the
+operator, and only the leader pays a read of every node's ACL.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import socket
 import threading
 
 from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import NoAuthError
 
 from rainer import defaults
 from rainer.commit import Commit
@@ -127,10 +133,19 @@ class AutoPublisher:
             self.period,
             round(self.fuzz * 100),
         )
+        secured = self.keeper.acl is None
         while not self._step_down.is_set():
             if not self._holds_lock():
                 log.warning("The election lock is no longer ours (session lost?)")
                 break
+            if not secured:
+                try:
+                    self.keeper.secure_keys()
+                    secured = True
+                except Exception as exc:
+                    log.warning(
+                        "Setting the ACLs of key nodes failed; next try in one period: %s", exc
+                    )
             try:
                 self.publish_all()
             except Exception as exc:
@@ -161,7 +176,7 @@ class AutoPublisher:
     def publish_all(self) -> int:
         """Publish every database head (empty ones delete their node); returns how many nodes
         changed. A key another server just moved on is skipped until the next round."""
-        changed = 0
+        changed = refused = 0
         for commit in self.storage.iter_heads():
             if self._step_down.is_set():
                 break
@@ -170,9 +185,19 @@ class AutoPublisher:
             except ConcurrentCommitError as exc:
                 log.info("Auto-publisher skipped %s: %s", commit.key, exc)
                 continue
+            except NoAuthError:
+                # One node shut to us must not keep every key after it from being healed.
+                refused += 1
+                continue
             if outcome not in ("unchanged", "absent"):
                 changed += 1
         self.rounds += 1
         if changed:
             log.info("Auto-publisher healed %d node(s)", changed)
+        if refused:
+            log.warning(
+                "ZooKeeper's ACLs under %s shut this server out of %d key node(s)",
+                self.keeper.data_path,
+                refused,
+            )
         return changed

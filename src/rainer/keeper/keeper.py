@@ -10,6 +10,10 @@ the head, so publishing may fail or lag and the auto-publisher heals it later. W
 never do is move a node back to an older version; the save rules below guarantee that even when
 several servers publish the same key at once, by making every change conditional on the node's
 ZooKeeper version (a compare-and-set).
+
+With credentials (``--zk-auth``) the client creates every node with the servers' ACL (kazoo's
+``default_acl``); ``secure_base`` gives the base nodes that ACL at start, and ``secure_keys``
+gives it to key nodes made before ACLs were on (the elected auto-publisher runs it).
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+from kazoo.exceptions import BadVersionError, NoAuthError, NodeExistsError, NoNodeError
 from kazoo.interfaces import IAsyncResult
+from kazoo.security import ACL, Permissions
 
 from rainer import defaults
 from rainer.commit import Commit, CorruptCommitError
 from rainer.errors import BadRequestError, PayloadTooLargeError, RainerError
+from rainer.keeper.security import ZooKeeperSecurityError, describe_acl, same_acl
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +115,17 @@ class Keeper:
         self.path = path
         self.data_path = path.rstrip("/") + "/data"
         self.election_path = path.rstrip("/") + "/election"
+
+    @property
+    def acl(self) -> list[ACL] | None:
+        """The ACL of every node this keeper's client creates (its ``default_acl``); None when
+        nodes are created open to everyone, as the original's were."""
+        return self.client.default_acl
+
+    @property
+    def base_paths(self) -> tuple[str, str, str]:
+        """The nodes every server needs: the base path, its data and its election."""
+        return (self.path, self.data_path, self.election_path)
 
     def znode(self, key: str) -> str:
         """The node holding ``key``'s commit."""
@@ -251,3 +268,131 @@ class Keeper:
             self.wait(self.client.delete_async(path, version=expected_version))
         else:
             self.wait(self.client.set_async(path, commit.encode(), version=expected_version))
+
+    # -- ACLs ------------------------------------------------------------------------------
+
+    def secure_base(self, who: str) -> list[str]:
+        """Make the base nodes exist and carry ``acl`` (a server with credentials calls this at
+        start); return the paths whose ACLs were changed.
+
+        A node with other ACLs — made before ACLs were on, or under another ``--zk-acl-read``
+        — gets ours: the servers' options say what the tree's ACLs are. ZooKeeper lets only an
+        identity with ADMIN on a node change its ACLs, so a wrong password (``who`` names the
+        credentials, for the message) ends here with ZooKeeperSecurityError.
+        """
+        acl = self.acl
+        if acl is None:
+            raise ValueError("secure_base needs a client with a default ACL")
+        changed: list[str] = []
+        for path in self.base_paths:
+            for _ in range(_CAS_ATTEMPTS):
+                current: list[ACL] | None = None
+                try:
+                    self.wait(self.client.ensure_path_async(path))
+                    current, stat = self.wait(self.client.get_acls_async(path))
+                    if not same_acl(current, acl):
+                        self.wait(self.client.set_acls_async(path, acl, version=stat.aversion))
+                        log.info("Set the ACLs of %s to %s", path, describe_acl(acl))
+                        changed.append(path)
+                except BadVersionError:
+                    continue  # another server changed them between our read and our write
+                except NoAuthError:
+                    shown = f" (they allow {describe_acl(current)})" if current else ""
+                    raise ZooKeeperSecurityError(
+                        f"ZooKeeper does not let {who} set up {path}{shown}: a wrong password, "
+                        "or a tree protected under other credentials"
+                    ) from None
+                break
+        return changed
+
+    def check_open(self) -> None:
+        """Without credentials: raise ZooKeeperSecurityError when the tree's ACLs keep
+        unauthenticated clients from creating and deleting key nodes or election nodes, so a
+        server missing its ``--zk-auth`` refuses to start instead of never publishing.
+
+        ACLs naming schemes other than ``world`` and ``digest`` (``ip``, ``x509``, ``sasl``)
+        may well grant this client, which this cannot tell: they are given the benefit of the
+        doubt.
+        """
+        needed = Permissions.CREATE | Permissions.DELETE
+        for path in (self.data_path, self.election_path):
+            target, acl = path, self._acl_or_none(path)
+            if acl is None:  # missing: it will be created under the base node
+                target, acl = self.path, self._acl_or_none(self.path)
+                needed_here = Permissions.CREATE
+            else:
+                needed_here = needed
+            if acl is not None and not _anyone_may(acl, needed_here):
+                raise ZooKeeperSecurityError(
+                    f"ZooKeeper's ACLs on {target} ({describe_acl(acl)}) keep a server without "
+                    "credentials from publishing: give the servers' credentials with "
+                    "--zk-auth FILE (or RAINER_ZK_AUTH)"
+                )
+
+    def _acl_or_none(self, path: str) -> list[ACL] | None:
+        try:
+            acl, _stat = self.wait(self.client.get_acls_async(path))
+        except NoNodeError:
+            return None
+        except NoAuthError:  # not even READ: the tree is closed to clients without credentials
+            raise ZooKeeperSecurityError(
+                f"ZooKeeper does not let a client without credentials read {path}: give the "
+                "servers' credentials with --zk-auth FILE (or RAINER_ZK_AUTH)"
+            ) from None
+        return list(acl)
+
+    def secure_keys(self) -> int:
+        """Give ``acl`` to every key node that has other ACLs (made before ACLs were on);
+        return how many were changed. A no-op without an ACL.
+
+        Two round trips however many keys: every read goes out at once, then every change. A
+        node that changed or went away meanwhile is left for the next leader's pass; one that
+        ZooKeeper does not let us change is counted and logged, with the way to fix it.
+        """
+        acl = self.acl
+        if acl is None:
+            return 0
+        reads = [(key, self.client.get_acls_async(self.znode(key))) for key in self.keys()]
+        writes = []
+        for key, result in reads:
+            try:
+                current, stat = self.wait(result)
+            except NoNodeError:
+                continue
+            if not same_acl(current, acl):
+                change = self.client.set_acls_async(self.znode(key), acl, version=stat.aversion)
+                writes.append((key, change))
+        changed = 0
+        refused: list[str] = []
+        for key, result in writes:
+            try:
+                self.wait(result)
+            except (BadVersionError, NoNodeError):
+                continue
+            except NoAuthError:
+                refused.append(key)
+                continue
+            changed += 1
+        if changed:
+            log.info("Set the ACLs of %d key node(s) under %s", changed, self.data_path)
+        if refused:
+            log.warning(
+                "%d key node(s) under %s have ACLs this server may not change (first: %r); "
+                "a ZooKeeper superuser can fix them with zkCli's setAcl",
+                len(refused),
+                self.data_path,
+                refused[0],
+            )
+        return changed
+
+
+def _anyone_may(acl: list[ACL], perms: int) -> bool:
+    """Whether an unauthenticated client may do ``perms`` on a node with ``acl`` — or might:
+    an entry of a scheme other than world and digest (ip, x509, ...) may name it."""
+    for entry in acl:
+        scheme = entry.id.scheme
+        if scheme == "world" and entry.id.id == "anyone" and entry.perms & perms == perms:
+            return True
+        if scheme not in ("world", "digest"):
+            return True
+    return False

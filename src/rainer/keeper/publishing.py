@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from kazoo.exceptions import NoAuthError
+
 from rainer.commit import Commit
 from rainer.keeper.keeper import ConcurrentCommitError, Keeper
 from rainer.keeper.mirror import Mirror
@@ -71,6 +73,14 @@ class PublishingStorage(StorageWrapper):
             except ConcurrentCommitError as exc:
                 # Another server published this key meanwhile; its version wins or is newer.
                 log.info("Not publishing %r: %s", commit, exc)
+            except NoAuthError:
+                # This key's node has ACLs that shut this server out (set by hand, or under
+                # other credentials): a matter for the operator, not for the other keys.
+                log.warning(
+                    "ZooKeeper's ACLs on %s do not let this server publish %r",
+                    self.keeper.znode(commit.key),
+                    commit,
+                )
             except Exception as exc:  # connection loss, timeout, ...: the commit is journaled
                 log.warning(
                     "Failed to publish %r (the auto-publisher will): %s: %s",
