@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages whose servers the tests and benchmarks start for real
-# (tests/harness/): PostgreSQL, MariaDB, ZooKeeper (and a Java runtime for it), etcd, nginx, and
-# the load tool wrk.
+# (tests/harness/): PostgreSQL, MariaDB, ZooKeeper (and a Java runtime for it), etcd, nginx, the
+# load tool wrk, and Chromium, the headless browser the web console's tests drive (Playwright is
+# pointed at /usr/bin/chromium and never downloads a browser of its own).
 #
 # Idempotent: it installs only what is missing, runs `apt-get update` once and only then, and
 # prints one line per package it installs (nothing when all is there). Debian would start some of
@@ -23,7 +24,7 @@ export DEBIAN_FRONTEND=noninteractive
 POLICY_RC_D=${POLICY_RC_D:-/usr/sbin/policy-rc.d}
 
 # What we need; "a|b" means either package will do (the first one apt knows is installed).
-WANTED=(postgresql mariadb-server zookeeper etcd-server "nginx-light|nginx" wrk)
+WANTED=(postgresql mariadb-server zookeeper etcd-server "nginx-light|nginx" wrk chromium)
 # The system service each package may start.
 declare -A SERVICE_OF=(
     [postgresql]=postgresql [mariadb-server]=mariadb [etcd-server]=etcd
@@ -137,6 +138,7 @@ find_sbin mariadb-install-db mysql_install_db || fail "mariadb-install-db not fo
 find_sbin etcd || fail "etcd not found"
 find_sbin nginx || fail "nginx not found"
 find_sbin wrk || fail "wrk not found"
+[ -x /usr/bin/chromium ] || fail "/usr/bin/chromium not found (Debian's chromium package)"
 find_sbin runuser || fail "runuser not found (util-linux)"
 getent passwd postgres >/dev/null || fail "the postgres system user is missing"
 java_works || fail "java does not run"
