@@ -207,6 +207,9 @@ class RainerApp:
 
     def stop(self) -> None:
         if self._started:
+            close = getattr(self.console, "close", None)
+            if close is not None:
+                close()
             self.committer.stop()
             if self.validator is not None:
                 self.validator.close()
@@ -408,24 +411,16 @@ class RainerApp:
             raise Guard.refuse(who, key, permission)
 
     def _audit_line(self, scope, facts: _Facts, status: int) -> None:
-        assert self.audit is not None
-        outcome = (
-            "committed"
-            if status == 200
-            else "authentication failed"
-            if facts.failed_auth
-            else "refused"
-        )
-        self.audit.write(
+        self.audit_write(
             principal=facts.principal,
             address=(scope.get("client") or ("-", 0))[0],
             method=scope["method"],
             key=facts.key,
             version=facts.version_text,
             status=status,
-            outcome=outcome,
             size=facts.size,
             sha256=facts.sha256,
+            failed_auth=facts.failed_auth,
         )
 
     def _check_host(self, scope) -> None:
@@ -929,6 +924,64 @@ class RainerApp:
         if found is not None:
             self.cache.put(found)
         return found
+
+    async def read_info(self, key: str) -> CommitInfo | None:
+        """The metadata of ``key``'s newest commit (a tombstone included), from the view when it
+        knows, otherwise from the storage; None when the key has no commits."""
+        view = self.view
+        if view is not None:
+            info = view.info(key)
+            if info is not None or view.complete:
+                return info
+        found = await self.read_history(key, 1)
+        return found[0] if found else None
+
+    async def wait_for_head(self, key: str, above: int, timeout: float) -> CommitInfo | None:
+        """``key``'s newest commit once its version is above ``above``, or as it is when
+        ``timeout`` seconds have passed (what ``?index=&wait=`` does, for other front ends)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = await self.read_info(key)
+            remaining = deadline - time.monotonic()
+            if (found is not None and found.version > above) or remaining <= 0:
+                return found
+            if not await self.watch.key(key, lambda _change: True, remaining):
+                return await self.read_info(key)
+
+    def audit_write(
+        self,
+        *,
+        principal: str | None,
+        address: str,
+        method: str,
+        key: str | None,
+        version: str | None,
+        status: int,
+        payload: bytes | None = None,
+        size: int | None = None,
+        sha256: str | None = None,
+        failed_auth: bool = False,
+    ) -> None:
+        """A line in the audit log (when there is one), worded as every other front end's.
+        The payload is described by its size and SHA-256 (given, or made from ``payload``)."""
+        if self.audit is None:
+            return
+        if payload is not None:
+            size, sha256 = len(payload), hashlib.sha256(payload).hexdigest()
+        outcome = (
+            "committed" if status == 200 else "authentication failed" if failed_auth else "refused"
+        )
+        self.audit.write(
+            principal=principal,
+            address=address,
+            method=method,
+            key=key,
+            version=version,
+            status=status,
+            outcome=outcome,
+            size=size,
+            sha256=sha256,
+        )
 
     async def read_history(
         self, key: str, limit: int = wire.HISTORY_LIMIT, before: int | None = None

@@ -28,7 +28,6 @@ event loop.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import re
 import secrets
@@ -532,16 +531,9 @@ class Console:
     async def _newer_head(self, key: str, index: int | None, wait: float) -> CommitInfo | None:
         """The head of ``key`` once it is above version ``index`` (None: at once), or as it is
         when ``wait`` seconds have passed; woken by the server's watch, as ?index=&wait= is."""
-        found = await self.app.read_history(key, 1)
-        watch = getattr(self.app, "watch", None)
-        if index is not None and watch is not None:
-            deadline = time.monotonic() + wait
-            while not found or found[0].version <= index:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not await watch.key(key, lambda _change: True, remaining):
-                    break
-                found = await self.app.read_history(key, 1)
-        return found[0] if found else None
+        if index is None:
+            return await self.app.read_info(key)
+        return await self.app.wait_for_head(key, index, wait)
 
     def _static(self, raw_name: bytes, query: Query) -> Page:
         found = self.static.get(raw_name.decode("ascii", "replace"))
@@ -637,30 +629,24 @@ class Console:
         failed: bool = False,
     ) -> None:
         """A line in --audit-log for a commit attempt or a failed sign-in, as the API writes."""
-        audit = self.app.audit
-        if audit is None:
-            return
-        outcome = "committed" if status == 200 else "authentication failed" if failed else "refused"
-        audit.write(
+        self.app.audit_write(
             principal=visit.who.name if visit.who is not None else None,
             address=visit.address,
             method="POST",
             key=key,
             version=version,
             status=status,
-            outcome=outcome,
-            size=None if payload is None else len(payload),
-            sha256=None if payload is None else hashlib.sha256(payload).hexdigest(),
+            payload=payload,
+            failed_auth=failed,
         )
 
     # -- reads --------------------------------------------------------------------------------
 
     async def _head(self, key: str) -> CommitInfo:
-        # History's newest entry: metadata only, never the payload.
-        found = await self.app.read_history(key, 1)
-        if not found:
+        found = await self.app.read_info(key)  # metadata only, never the payload
+        if found is None:
             raise NotFoundError(f"Key {key!r} not found")
-        return found[0]
+        return found
 
     async def _versions(self, key: str, *versions: int | None) -> list[Commit]:
         """The commits of ``key`` at ``versions`` (None: the head); NotFoundError if one is
