@@ -13,6 +13,8 @@ from http_util import call
 
 from harness.rainer import RainerServer
 
+pytest_plugins = ["zk_fixtures"]
+
 JSON = {"Content-Type": "application/json", "X-Rainer-Author": "ann"}
 
 
@@ -224,3 +226,43 @@ def test_racing_pipelines_win_whole_or_write_nothing(database_url):
     for a, b in zip(histories["shared.a"], histories["shared.b"], strict=True):
         assert (a["version"], a["payload_utf8"]) == (b["version"], b["payload_utf8"])
         assert a["mtime"] == b["mtime"]
+
+
+@pytest.mark.zookeeper
+def test_a_change_set_reaches_zookeeper_in_one_transaction(tmp_path, request):
+    """Every node a change set touches carries the same transaction id (mzxid), and a node it
+    deletes was deleted in that same transaction: the tree never holds half a set."""
+    zookeeper = request.getfixturevalue("zookeeper")
+    zk_path = request.getfixturevalue("zk_path")
+    client = request.getfixturevalue("zk_client")
+    args = [
+        "--database", f"sqlite:///{tmp_path / 'r.db'}",
+        "--zookeeper", zookeeper.hosts, "--zk-path", zk_path,
+    ]  # fmt: skip
+    with RainerServer(args) as server:
+        keys = ["set.a", "set.b", "set.c"]
+        first = post_changes(
+            server.diary_url, [{"key": k, "version": 1, "payload_utf8": k} for k in keys]
+        )
+        assert first.status == 200, first.text
+        stats = [client.exists(f"{zk_path}/data/{k}") for k in keys]
+        assert len({stat.mzxid for stat in stats}) == 1
+        second = post_changes(
+            server.diary_url,
+            [
+                {"key": "set.a", "version": 2, "payload_utf8": "a2"},
+                {"key": "set.b", "version": 2, "empty": True},
+                {"key": "set.c", "version": 2, "payload_utf8": "c2"},
+            ],
+        )
+        assert second.status == 200, second.text
+        a, c = (client.exists(f"{zk_path}/data/{k}") for k in ("set.a", "set.c"))
+        assert client.exists(f"{zk_path}/data/set.b") is None
+        _, parent = client.get_children(f"{zk_path}/data", include_data=True)
+        assert a.mzxid == c.mzxid == parent.pzxid
+        assert a.mzxid > stats[0].mzxid
+        got = call("GET", f"{server.diary_url}?key=set.a&key=set.c&payload_utf8=yes")
+        assert {k: m["payload_utf8"] for k, m in got.json().items()} == {
+            "set.a": "a2",
+            "set.c": "c2",
+        }

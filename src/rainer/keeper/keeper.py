@@ -263,6 +263,77 @@ class Keeper:
         except (BadVersionError, NodeExistsError, NoNodeError) as exc:
             raise _Raced from exc
 
+    def save_all(
+        self, commits: list[Commit], still_newest: Callable[[Commit], bool] | None = None
+    ) -> list[SaveOutcome | None]:
+        """Publish several commits (of distinct keys) in one ZooKeeper transaction, under the
+        rules of ``save``: the tree never shows some of them without the others. Returns each
+        commit's outcome, or None for one that is not published (ZooKeeper already holds a
+        newer commit of its key, or the database does); raises ConcurrentCommitError when the
+        nodes kept changing under us, and ZooKeeper's own errors as kazoo raises them.
+        """
+        self.wait(self.client.ensure_path_async(self.data_path))
+        for _ in range(_CAS_ATTEMPTS):
+            paths = [self.znode(commit.key) for commit in commits]
+            reads = [self.client.get_async(path) for path in paths]
+            transaction = self.client.transaction()
+            outcomes: list[SaveOutcome | None] = []
+            created: list[tuple[str, Commit]] = []
+            for commit, path, read in zip(commits, paths, reads, strict=True):
+                try:
+                    data, stat = self.wait(read)
+                except NoNodeError:
+                    data, stat = None, None
+                outcomes.append(self._plan(transaction, path, commit, data, stat, still_newest))
+                if outcomes[-1] == "created":
+                    created.append((path, commit))
+            if not transaction.operations:
+                return outcomes
+            results = self.wait(transaction.commit_async())
+            if any(isinstance(result, Exception) for result in results):
+                continue  # a node changed between our reads and the transaction: read again
+            for path, commit in created:
+                if still_newest is not None and not still_newest(commit):
+                    with contextlib.suppress(BadVersionError, NoNodeError):
+                        self.wait(self.client.delete_async(path, version=0))
+            return outcomes
+        raise ConcurrentCommitError(
+            f"Gave up publishing a change set of {len(commits)} keys: its nodes kept changing"
+        )
+
+    def _plan(
+        self,
+        transaction: Any,
+        path: str,
+        commit: Commit,
+        data: bytes | None,
+        stat: Any,
+        still_newest: Callable[[Commit], bool] | None,
+    ) -> SaveOutcome | None:
+        """Add to ``transaction`` what ``save``'s rules do for ``commit``; its outcome."""
+        if data is None or stat is None:
+            if commit.empty:
+                return "absent"
+            if still_newest is not None and not still_newest(commit):
+                return None
+            transaction.create(path, commit.encode())
+            return "created"
+        try:
+            current = decode_node(commit.key, data)
+        except CorruptCommitError:
+            current = None
+        if current is not None and commit == current:
+            return "unchanged"
+        if current is not None and commit.version <= current.version:
+            return None
+        if commit.empty:
+            transaction.delete(path, version=stat.version)
+        else:
+            transaction.set_data(path, commit.encode(), version=stat.version)
+        if current is None:
+            return "replaced-corrupt"
+        return "deleted" if commit.empty else "updated"
+
     def _replace(self, path: str, commit: Commit, expected_version: int) -> None:
         if commit.empty:
             self.wait(self.client.delete_async(path, version=expected_version))

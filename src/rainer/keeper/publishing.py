@@ -54,6 +54,30 @@ class PublishingStorage(StorageWrapper):
         if published and self.mirror is not None:
             self._wait_for_mirror(published)
 
+    def after_changeset(self, saved: list[Commit]) -> None:
+        """A change set goes to ZooKeeper in one transaction: the tree never holds half of it.
+        Never raises: a failure is logged, and the auto-publisher publishes the keys later
+        (one by one, so for that while the tree may show part of the set)."""
+        if not self.keeper.client.connected:
+            self._disconnected(saved)
+            return
+        try:
+            outcomes = self.keeper.save_all(saved, self.is_newest)
+        except ConcurrentCommitError as exc:
+            log.info("Not publishing a change set of %d keys: %s", len(saved), exc)
+            return
+        except Exception as exc:  # connection loss, timeout, ...: the commits are journaled
+            log.warning(
+                "Failed to publish a change set of %d keys (the auto-publisher will): %s: %s",
+                len(saved),
+                type(exc).__name__,
+                exc,
+            )
+            return
+        published = [c for c, outcome in zip(saved, outcomes, strict=True) if outcome]
+        if published and self.mirror is not None:
+            self._wait_for_mirror(published)
+
     def publish(self, commits: Sequence[Commit]) -> list[Commit]:
         """Publish ``commits`` (already durable), in order; return the ones now in ZooKeeper.
 

@@ -77,7 +77,7 @@ class StorageWrapper(Storage):
 
     def save_changeset(self, commits: Sequence[Commit]) -> None:
         self.delegate.save_changeset(commits)
-        self.after_save(list(commits))
+        self.after_changeset(list(commits))
 
     def save_batch(self, commits: Sequence[Commit]) -> list[Exception | None]:
         results = self.delegate.save_batch(commits)
@@ -88,3 +88,8 @@ class StorageWrapper(Storage):
 
     def after_save(self, saved: list[Commit]) -> None:
         """Called with the commits of a batch that are now durable, in order."""
+
+    def after_changeset(self, saved: list[Commit]) -> None:
+        """Called with the commits of a change set, now durable together; like ``after_save``
+        unless a wrapper must keep them together (publishing them in one transaction)."""
+        self.after_save(saved)
