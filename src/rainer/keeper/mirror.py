@@ -68,6 +68,7 @@ class Mirror(HeadView):
         self._closed = False
         self._generation = 0
         self._index = 0
+        self._busy = False  # the worker has work in hand or waiting
         #: How many full rebuilds ran (the first one included); /healthz reports it.
         self.rebuilds = 0
 
@@ -153,6 +154,7 @@ class Mirror(HeadView):
             item = self._work.get()
             if item is _STOP:
                 return
+            self._busy = True
             try:
                 if item is _RESYNC:
                     self._needs_resync = False
@@ -169,6 +171,8 @@ class Mirror(HeadView):
                 if self.client.connected:
                     time.sleep(_RETRY_SECONDS)  # connected but failing: retry, not too often
                     self._work.put(_RESYNC)
+            finally:
+                self._busy = not self._work.empty()
 
     def _rebuild(self) -> None:
         """Replace everything with a full listing and a read of every node."""
@@ -277,8 +281,13 @@ class Mirror(HeadView):
     @property
     def index(self) -> int:
         """The newest ZooKeeper transaction (zxid) the mirror has seen under its path: the same
-        number on every server once their mirrors have caught up."""
-        return self._index
+        number on every server once their mirrors have caught up.
+
+        One transaction can change several nodes (a change set), which the mirror reads one at a
+        time; while it is still reading, the index is the one just before, so that a blocking
+        list given it wakes once the rest is in: it may see a list twice, it never misses one.
+        """
+        return self._index - 1 if self._busy and self._index else self._index
 
     def _bump(self, changes: list[tuple[str, CommitInfo | None]]) -> None:
         # Called holding the lock, in the same step as the change: a reader that reads the
