@@ -6,7 +6,7 @@ import logging
 import random
 
 import pytest
-from zk_util import expire_session, wait_until
+from zk_util import expire_session, tree_heads, wait_until
 
 from rainer.commit import Commit, now
 from rainer.errors import CommitOrderingError
@@ -36,6 +36,16 @@ def publishers():
 
     def make(keeper: Keeper, storage, period: float = 0.5) -> AutoPublisher:
         publisher = AutoPublisher(keeper, storage, period=period, identifier=f"p{len(started)}")
+        # Count the publishing rounds, to wait on them.
+        publisher.rounds = 0
+        publish_all = publisher.publish_all
+
+        def counted() -> int:
+            changed = publish_all()
+            publisher.rounds += 1
+            return changed
+
+        publisher.publish_all = counted
         publisher.start()
         started.append(publisher)
         return publisher
@@ -65,7 +75,7 @@ def test_publishing_storage_publishes_nothing_the_database_refused(zk_client, zk
     assert results[0] is None
     assert isinstance(results[1], CommitOrderingError)
     assert isinstance(results[2], CommitOrderingError)
-    assert keeper.heads() == {"b": database.get("b")}
+    assert tree_heads(keeper) == {"b": database.get("b")}
 
 
 def test_publishing_storage_waits_until_its_mirror_shows_the_commit(zk_clients, zk_path, database):
@@ -149,7 +159,7 @@ def test_publish_all_heals_zookeeper_from_the_database(zk_client, zk_path, datab
     assert keeper.get("missing") is None
     database.save(commit("missing", 3))
     assert publisher.publish_all() == 1
-    assert keeper.heads() == {
+    assert tree_heads(keeper) == {
         "missing": database.get("missing"),
         "stale": database.get("stale"),
         "corrupt": database.get("corrupt"),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import threading
+import asyncio
+import time
 
 import pytest
 from storage_contract import make_commit
 
-from rainer.errors import CommitOrderingError, StorageUnavailableError
+from rainer.errors import ChangeSetConflictError, CommitOrderingError, StorageUnavailableError
 from rainer.server.group_commit import GroupCommitter
 from rainer.storage import MemoryStorage
 from rainer.storage.sql import SqlStorage
@@ -25,6 +26,16 @@ class CountingStorage(SqlStorage):
         return super().save_batch(commits)
 
 
+def outcomes_of(committer: GroupCommitter, *commits) -> list:
+    """Save ``commits`` concurrently from coroutines, as the server does; each one's outcome."""
+
+    async def scenario() -> list:
+        saves = (committer.save_async(commit) for commit in commits)
+        return await asyncio.gather(*saves, return_exceptions=True)
+
+    return asyncio.run(scenario())
+
+
 def test_concurrent_saves_are_batched_and_all_durable(tmp_path):
     url = f"sqlite:///{tmp_path / 'g.db'}"
     storage = CountingStorage(url)
@@ -32,18 +43,15 @@ def test_concurrent_saves_are_batched_and_all_durable(tmp_path):
     committer = GroupCommitter(storage)
     committer.start()
     writers, per_writer = 32, 10
-    barrier = threading.Barrier(writers)
 
-    def writer(n: int) -> None:
-        barrier.wait()
+    async def writer(n: int) -> None:
         for version in range(1, per_writer + 1):
-            committer.save(make_commit(f"key{n}", version))
+            await committer.save_async(make_commit(f"key{n}", version))
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    async def everyone() -> None:
+        await asyncio.gather(*(writer(n) for n in range(writers)))
+
+    asyncio.run(everyone())
     committer.stop()
     storage.stop()
     assert sum(storage.batches) == writers * per_writer
@@ -58,25 +66,31 @@ def test_concurrent_saves_are_batched_and_all_durable(tmp_path):
 
 
 def test_each_commit_in_a_batch_gets_its_own_answer():
-    storage = MemoryStorage()
-    committer = GroupCommitter(storage)
+    committer = GroupCommitter(MemoryStorage())
     committer.start()
-    futures = [committer.submit(make_commit("k", v)) for v in (1, 2, 2, 5, 3)]
+    found = outcomes_of(committer, *(make_commit("k", v) for v in (1, 2, 2, 5, 3)))
     committer.stop()
-    outcomes = []
-    for future in futures:
-        error = future.exception()
-        outcomes.append(None if error is None else (error.expected_version, error.provided_version))
-    assert outcomes == [None, None, (3, 2), (3, 5), None]
+    answers = [
+        None if error is None else (error.expected_version, error.provided_version)
+        for error in found
+    ]
+    assert answers == [None, None, (3, 2), (3, 5), None]
 
 
 def test_stop_finishes_everything_submitted():
     storage = MemoryStorage()
     committer = GroupCommitter(storage)
     committer.start()
-    futures = [committer.submit(make_commit(f"k{n}", 1)) for n in range(500)]
-    committer.stop()
-    assert all(future.done() and future.exception() is None for future in futures)
+
+    async def submit_then_stop() -> list:
+        saves = [
+            asyncio.ensure_future(committer.save_async(make_commit(f"k{n}", 1))) for n in range(500)
+        ]
+        await asyncio.sleep(0)  # every save is queued
+        await asyncio.get_running_loop().run_in_executor(None, committer.stop)
+        return await asyncio.gather(*saves)
+
+    assert asyncio.run(submit_then_stop()) == [None] * 500
     assert len(storage.heads()) == 500
 
 
@@ -87,24 +101,13 @@ def test_a_failing_storage_fails_every_commit_of_the_batch():
 
     committer = GroupCommitter(Broken())
     committer.start()
-    future = committer.submit(make_commit("k", 1))
-    with pytest.raises(StorageUnavailableError):
-        future.result(timeout=10)
+    found = outcomes_of(committer, make_commit("a", 1), make_commit("b", 1))
     committer.stop()
-
-
-def test_ordering_errors_pass_through_save():
-    committer = GroupCommitter(MemoryStorage())
-    committer.start()
-    committer.save(make_commit("k", 1))
-    with pytest.raises(CommitOrderingError):
-        committer.save(make_commit("k", 1))
-    committer.stop()
+    assert all(isinstance(error, StorageUnavailableError) for error in found)
 
 
 def test_a_caller_that_gives_up_does_not_stop_the_writer():
-    """A client that disconnects cancels its future; the writer thread must carry on."""
-    import time
+    """A client that disconnects cancels its save; the writer thread must carry on."""
 
     class Slow(MemoryStorage):
         def save_batch(self, commits):
@@ -114,32 +117,40 @@ def test_a_caller_that_gives_up_does_not_stop_the_writer():
     storage = Slow()
     committer = GroupCommitter(storage)
     committer.start()
-    first = committer.submit(make_commit("k", 1))
-    time.sleep(0.05)  # the writer is busy with the first batch
-    abandoned = committer.submit(make_commit("k", 2))
-    assert abandoned.cancel()
-    committer.save(make_commit("k", 2, b"after"))
+
+    async def scenario() -> None:
+        first = asyncio.ensure_future(committer.save_async(make_commit("k", 1)))
+        await asyncio.sleep(0.05)  # the writer is busy with the first batch
+        abandoned = asyncio.ensure_future(committer.save_async(make_commit("k", 2)))
+        await asyncio.sleep(0)
+        abandoned.cancel()
+        await committer.save_async(make_commit("k", 2, b"after"))
+        assert await first is None
+
+    asyncio.run(scenario())
     committer.stop()
-    assert first.result() is None
     assert storage.get("k").payload == b"after"
 
 
-def test_coroutines_get_their_answers_once_per_batch():
-    import asyncio
-
+def test_a_change_set_is_written_alone_and_in_order():
     storage = MemoryStorage()
     committer = GroupCommitter(storage)
     committer.start()
 
-    async def scenario():
-        outcomes = await asyncio.gather(
-            *(committer.save_async(make_commit(f"k{n}", 1)) for n in range(50)),
-            committer.save_async(make_commit("k0", 5)),
+    async def scenario() -> list:
+        return await asyncio.gather(
+            committer.save_async(make_commit("a", 1)),
+            committer.save_changeset_async([make_commit("a", 2), make_commit("b", 1)]),
+            committer.save_async(make_commit("b", 2)),
+            committer.save_changeset_async([make_commit("a", 3), make_commit("b", 9)]),
             return_exceptions=True,
         )
-        assert outcomes[:50] == [None] * 50
-        assert isinstance(outcomes[50], CommitOrderingError)
 
-    asyncio.run(scenario())
+    found = asyncio.run(scenario())
     committer.stop()
-    assert len(storage.heads()) == 50
+    assert found[:3] == [None, None, None]
+    assert isinstance(found[3], ChangeSetConflictError)
+    assert [c.key for c in found[3].conflicts] == ["b"]
+    assert (storage.get("a").version, storage.get("b").version) == (2, 2)
+    with pytest.raises(CommitOrderingError):
+        raise found[3].conflicts[0]

@@ -7,7 +7,7 @@ import logging
 import threading
 
 import pytest
-from zk_util import expire_session, wait_until
+from zk_util import expire_session, tree_heads, wait_until
 
 from rainer.commit import Commit, CommitInfo, now
 from rainer.keeper.keeper import Keeper
@@ -22,7 +22,7 @@ def commit(key: str, version: int, payload: bytes | None = b"x") -> Commit:
 
 def infos(keeper: Keeper) -> dict[str, CommitInfo]:
     """What a mirror of ``keeper``'s tree should hold: the metadata of every node."""
-    return {key: c.info() for key, c in keeper.heads().items()}
+    return {key: c.info() for key, c in tree_heads(keeper).items()}
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import pytest
 from http_util import call, post_commit
-from zk_util import new_client, wait_until
+from zk_util import new_client, tree_heads, wait_until
 
 import harness
 from harness.rainer import RainerServer
@@ -275,7 +275,7 @@ def test_zookeeper_down_loses_nothing_and_heals_when_back(servers, pg_database, 
         assert health(server)["zookeeper"]["connected"]
     client = new_client(own_zookeeper.hosts)
     try:
-        in_zookeeper = Keeper(client, "/rainer").heads()
+        in_zookeeper = tree_heads(Keeper(client, "/rainer"))
         assert {k: c.meta() for k, c in in_zookeeper.items()} == truth
         assert isinstance(in_zookeeper["k1"], Commit)
     finally:

@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from rainer.commit import Commit
+    from rainer.keeper.keeper import Keeper
 
 #: Short sessions keep the expiry and take-over tests fast; the test ZooKeeper ticks every
 #: 500 ms, so it accepts sessions from 1 s up.
@@ -61,3 +66,22 @@ def expire_session(client, hosts: str) -> None:
         wait_until(lambda: lost, 30, "the client to see its session expire")
     finally:
         client.remove_listener(listener)
+
+
+def tree_heads(keeper: Keeper) -> dict[str, Commit]:
+    """Every commit the nodes under ``keeper``'s path hold, by key (corrupt nodes left out):
+    what the mirror of that tree should hold."""
+    from kazoo.exceptions import NoNodeError
+
+    from rainer.errors import CorruptCommitError
+    from rainer.keeper.keeper import decode_node
+
+    found = {}
+    names = keeper.keys()  # a list of node names, not a dict's keys
+    for key in names:
+        try:
+            data, _ = keeper.client.get(keeper.znode(key))
+            found[key] = decode_node(key, data)
+        except (NoNodeError, CorruptCommitError):
+            continue
+    return found

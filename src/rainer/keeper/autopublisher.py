@@ -69,8 +69,6 @@ class AutoPublisher:
         self._step_down = threading.Event()
         self._leading = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rainer-autopublisher", daemon=True)
-        #: Completed publishing rounds (tests and /healthz read it).
-        self.rounds = 0
 
     @property
     def is_leader(self) -> bool:
@@ -191,7 +189,6 @@ class AutoPublisher:
                 continue
             if outcome not in ("unchanged", "absent"):
                 changed += 1
-        self.rounds += 1
         if changed:
             log.info("Auto-publisher healed %d node(s)", changed)
         if refused:

@@ -155,22 +155,6 @@ class Keeper:
         except NoNodeError:
             return []
 
-    def heads(self) -> dict[str, Commit]:
-        """A point-in-time read of every node that holds a commit; corrupt nodes are logged and
-        left out. Requests go out together, so this costs about one round trip."""
-        pending = [(key, self.client.get_async(self.znode(key))) for key in self.keys()]
-        found: dict[str, Commit] = {}
-        for key, result in pending:
-            try:
-                data, _stat = self.wait(result)
-            except NoNodeError:  # deleted since the listing
-                continue
-            try:
-                found[key] = decode_node(key, data)
-            except CorruptCommitError as exc:
-                log.error("Leaving out corrupt node %s: %s", self.znode(key), exc)
-        return found
-
     # -- the save rules --------------------------------------------------------------------
 
     def save(

@@ -14,7 +14,6 @@ import logging
 import queue
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future
 
 from rainer.commit import Commit
 from rainer.storage.base import Storage
@@ -25,7 +24,7 @@ _STOP = object()
 
 
 class GroupCommitter:
-    """Feeds saves from many threads or tasks to one writer thread, in batches."""
+    """Feeds saves from the server's coroutines to one writer thread, in batches."""
 
     def __init__(self, storage: Storage, max_batch: int = 256) -> None:
         self.storage = storage
@@ -45,16 +44,6 @@ class GroupCommitter:
             self._queue.put(_STOP)
             self._thread.join()
             self._started = False
-
-    def submit(self, commit: Commit) -> Future:
-        """Queue ``commit``; the future completes once it is durable, or with its error."""
-        future: Future = Future()
-        self._queue.put((commit, future))
-        return future
-
-    def save(self, commit: Commit) -> None:
-        """Save ``commit`` through the batcher, waiting for its answer."""
-        self.submit(commit).result()
 
     async def save_async(self, commit: Commit) -> None:
         """Save ``commit`` from a coroutine; returns once it is durable, or raises its error.
@@ -110,7 +99,7 @@ class GroupCommitter:
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
             future.get_loop().call_soon_threadsafe(_answer, [(future, error)])
 
-    def _write(self, batch: list[tuple[Commit, Future | asyncio.Future]]) -> None:
+    def _write(self, batch: list[tuple[Commit, asyncio.Future]]) -> None:
         # A save whose caller gave up before it started (a client that went away) is dropped:
         # nobody was told it succeeded. Once running, it is saved and answered regardless.
         batch = [(commit, future) for commit, future in batch if _still_wanted(future)]
@@ -123,12 +112,7 @@ class GroupCommitter:
             results = [exc] * len(batch)
         by_loop: dict[asyncio.AbstractEventLoop, list] = {}
         for (_, future), error in zip(batch, results, strict=True):
-            if isinstance(future, asyncio.Future):
-                by_loop.setdefault(future.get_loop(), []).append((future, error))
-            elif error is None:
-                future.set_result(None)
-            else:
-                future.set_exception(error)
+            by_loop.setdefault(future.get_loop(), []).append((future, error))
         for loop, answers in by_loop.items():
             # A closed loop raises RuntimeError: nobody is waiting there any more.
             with contextlib.suppress(RuntimeError):
@@ -144,12 +128,10 @@ class _ChangeSet:
         self.commits = list(commits)
 
 
-def _still_wanted(future: Future | asyncio.Future) -> bool:
-    if isinstance(future, asyncio.Future):
-        # Read from another thread: at worst a save whose caller just left is made anyway,
-        # like one whose answer was lost on the network.
-        return not future.cancelled()
-    return future.set_running_or_notify_cancel()
+def _still_wanted(future: asyncio.Future) -> bool:
+    # Read from another thread: at worst a save whose caller just left is made anyway, like one
+    # whose answer was lost on the network.
+    return not future.cancelled()
 
 
 def _answer(answers: list[tuple[asyncio.Future, Exception | None]]) -> None:

@@ -521,12 +521,15 @@ class SqlStorage(Storage):
                     connection.execute(self._insert, rows)
             return results
         except IntegrityError:
+            # Another process inserted one of these versions first, and the whole transaction
+            # was rolled back. Alone, the commit lost; in a batch, each commit is tried in a
+            # transaction of its own, so every one gets its exact answer.
             if len(commits) == 1:
                 return [self._ordering_error_after_race(commits[0])]
+            return [self._save_alone(commit) for commit in commits]
         except DBAPIError as exc:
             error = _unavailable(exc)
             return [error for _ in commits]
-        return [self._save_alone(commit) for commit in commits]
 
     def _maxes(self, count: int) -> sa.Select:
         """One row holding the newest version of each of ``count`` keys.
