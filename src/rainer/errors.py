@@ -151,6 +151,68 @@ class RainerHeaderTooLargeError(RainerHTTPError, BadRequestError):
     """431: the author or comment is over the server's bound, or the headers are too many."""
 
 
+class RainerChangeSetConflictError(RainerHTTPError, ChangeSetConflictError):
+    """409 to a change set: some of its versions are not their key's head plus one, and none
+    of it was saved. ``conflicts`` holds a CommitOrderingError per stale key, in order."""
+
+    def __init__(
+        self,
+        conflicts: list[CommitOrderingError],
+        status: int | None = 409,
+        body: str = "",
+        url: str = "",
+        method: str = "POST",
+    ) -> None:
+        ChangeSetConflictError.__init__(self, conflicts)
+        self.status = status
+        self.body = body
+        self.url = url
+        self.method = method
+
+
+class RainerAccessError(RainerHTTPError):
+    """The server's access control (``rainer serve --auth``) refused the request; the message
+    carries the server's own reason. The subclasses name the status.
+
+    As the collection's error of the same name: ``principal`` is who the server took the client
+    for, ``permission`` what was missing (``read``, ``write`` or ``commit as 'NAME'``) and
+    ``key`` the key it was missing for, each None when the server did not say.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        body: str = "",
+        url: str = "",
+        method: str = "",
+        *,
+        principal: str | None = None,
+        permission: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        super().__init__(message, status, body, url, method)
+        self.principal = principal
+        self.permission = permission
+        self.key = key
+
+
+class RainerUnauthorizedError(RainerAccessError):
+    """401: the credentials prove nothing (``Invalid credentials``), or there were none and
+    anonymous may not do this (``Authentication required to read 'k'``)."""
+
+
+class RainerForbiddenError(RainerAccessError):
+    """403: the principal may not do this (``Forbidden: ci-bot may not write 'db.x'``)."""
+
+
+class RainerRateLimitedError(RainerAccessError):
+    """429: this address failed to authenticate too often; ``retry_after`` is the seconds the
+    server asked to wait (None when it did not say)."""
+
+    retry_after: float | None = None
+
+
 class RainerServerError(RainerHTTPError, StorageUnavailableError):
     """5xx: the server failed, or its database is unavailable (503)."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rainer.cli.diffs import unified_diff
+from rainer.cli.diffs import PATH_DIFF_MAX_LINES, path_diff, structured, unified_diff
 from rainer.cli.prepared import PreparedCommit, PreparedCommitError, parse, render
 
 
@@ -75,3 +75,30 @@ def test_diff_colours_and_binary():
         == "Binary payloads differ (2 bytes -> 2 bytes)\n"
     )
     assert "Binary" in unified_diff(b"text", b"\xff\xfe", "a", "b")
+
+
+def test_a_diff_by_path_of_json_and_yaml():
+    old = structured(b'{"spec": {"replicas": 3, "ports": [80, 443]}, "labels": {"app.kind": "w"}}')
+    new = structured(b"spec:\n  replicas: 5\n  ports: [80]\nlabels: {app.kind: web}\nnew: true\n")
+    assert path_diff(old, new) == [
+        "spec.replicas: 3 → 5",
+        "spec.ports[1]: 443 → (none)",
+        'labels["app.kind"]: "w" → "web"',
+        "new: (none) → true",
+    ]
+    assert structured(b"just text") is None and structured(b"\xff\x00") is None
+    assert structured(b"- a\n- b\n") == ["a", "b"]
+
+
+def test_a_diff_by_path_stays_small_whatever_the_document():
+    # Aliases make a few hundred bytes of YAML a tree of 9**6 leaves: the comparison stops.
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    for name, previous in zip("bcdef", "abcde", strict=True):
+        lines.append(f"{name}: &{name} [{', '.join(['*' + previous] * 9)}]")
+    text = "\n".join(lines)
+    bomb, other = structured(text.encode()), structured(text.replace("x", "y").encode())
+    shown = path_diff(bomb, other)
+    assert len(shown) == PATH_DIFF_MAX_LINES + 2
+    assert shown[-1] == "… (the documents are too large to compare in full)"
+    many = path_diff({str(n): n for n in range(200)}, {})
+    assert many[-1] == f"… and {200 - PATH_DIFF_MAX_LINES} more"

@@ -2,7 +2,8 @@
 
 Each command module offers ``register(subparsers)``, which adds its sub-commands and sets
 ``handler`` on each: a function taking the parsed arguments and returning the exit code.
-Exit codes: 0 success, 1 error, 2 usage, 3 conflict.
+Exit codes: 0 success, 1 error, 2 usage, 3 conflict, 4 refused by the server's access control,
+130 interrupted; ``plan`` uses 2 for "there are changes", and 1 for its usage errors.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ import argparse
 import sys
 
 from rainer import __version__
-from rainer.cli import edit, reading, serve, writing
-from rainer.cli.common import EXIT_USAGE, add_global_options
+from rainer.cli import changes, edit, reading, serve, transfer, watching, writing
+from rainer.cli.common import EXIT_INTERRUPTED, EXIT_USAGE, ArgumentParser, add_global_options
 
-COMMAND_MODULES = [reading, edit, writing, serve]
+COMMAND_MODULES = [reading, edit, writing, changes, transfer, watching, serve]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="rainer",
         description="Versioned, audited configuration commits: serve them, read them, commit them.",
     )
@@ -33,7 +34,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args, extras = None, []
+    if "--" in argv and "watch" in argv[: argv.index("--")]:
+        # `rainer watch KEY [options] -- COMMAND ...`: what follows -- is the command to run.
+        # (argparse cannot take options between a positional and the -- of a list after it.)
+        cut = argv.index("--")
+        args, extras = parser.parse_known_args(argv[:cut])
+        if getattr(args, "runs_command", False):
+            args.command_argv = argv[cut + 1 :]
+        else:
+            args = None  # an ordinary --, ending the options: `rainer show -- -key`
+    if args is None:
+        args, extras = parser.parse_known_args(argv)
+    if extras:
+        # Reported here rather than by parse_args, so that the command's usage status holds.
+        parser.print_usage(sys.stderr)
+        print(f"rainer: error: unrecognized arguments: {_shown(extras)}", file=sys.stderr)
+        return getattr(args, "usage_status", EXIT_USAGE)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
@@ -42,4 +60,14 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         print("rainer: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+
+
+def _shown(extras: list[str]) -> str:
+    """Unrecognized arguments as the error shows them: what follows an unknown option is left
+    out, as it may be a secret given where it must not be (``--token SECRET``)."""
+    shown = []
+    for index, argument in enumerate(extras):
+        hidden = index > 0 and extras[index - 1].startswith("-") and not argument.startswith("-")
+        shown.append("…" if hidden else argument)
+    return " ".join(shown)

@@ -9,20 +9,52 @@ import getpass
 import json
 import os
 import sys
+import traceback
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from rainer import wire
-from rainer.client import DEFAULT_TIMEOUT, RainerClient
-from rainer.errors import CommitOrderingError, RainerError
+from rainer.client import (
+    DEFAULT_TIMEOUT,
+    RainerClient,
+    options_from_environment,
+    read_token_file,
+)
+from rainer.errors import (
+    CommitOrderingError,
+    RainerAccessError,
+    RainerError,
+    RainerUnauthorizedError,
+)
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_CONFLICT = 3
+#: The server's access control refused: 401, 403 or 429 (``rainer serve --auth``). Not 1, so a
+#: pipeline can tell "fix the credentials or the roles" from a failure worth retrying.
+EXIT_DENIED = 4
+EXIT_INTERRUPTED = 130
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors exit with ``usage_status`` (2 unless a command
+    gives 2 a meaning of its own, as ``plan`` does for "there are changes")."""
+
+    usage_status = EXIT_USAGE
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # No abbreviations: --token would otherwise be taken for --token-file, and a token
+        # typed there by mistake would end up in an error message.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(self.usage_status, f"{self.prog}: error: {message}\n")
 
 
 class CommandError(Exception):
@@ -56,6 +88,13 @@ def add_global_options(parser: argparse.ArgumentParser) -> None:
         f"(default: $RAINER_TIMEOUT or {DEFAULT_TIMEOUT:g})",
     )
     group.add_argument(
+        "--token-file",
+        default=suppress,
+        metavar="FILE",
+        help="send the token in FILE (rainer serve --auth); default: $RAINER_TOKEN, else the "
+        "file $RAINER_TOKEN_FILE names. A token is never taken on the command line",
+    )
+    group.add_argument(
         "--ca-file",
         default=suppress,
         metavar="PEM",
@@ -80,6 +119,13 @@ def add_global_options(parser: argparse.ArgumentParser) -> None:
         help="do not verify the server's certificate",
     )
     group.add_argument(
+        "--debug",
+        action="store_true",
+        default=suppress,
+        help="print each HTTP exchange on stderr, and the traceback of an unexpected error "
+        "(default: $RAINER_DEBUG); secrets are never printed",
+    )
+    group.add_argument(
         "--color",
         choices=("auto", "always", "never"),
         default=suppress,
@@ -91,7 +137,8 @@ def add_author_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--author",
         default=argparse.SUPPRESS,
-        help="commit author (default: $RAINER_AUTHOR, else your login name)",
+        help="commit author (default: $RAINER_AUTHOR; else, with credentials, the principal "
+        "the server knows them as; else your login name)",
     )
 
 
@@ -102,6 +149,14 @@ def global_parent() -> argparse.ArgumentParser:
     return parent
 
 
+def debugging(args: argparse.Namespace) -> bool:
+    """--debug, or $RAINER_DEBUG set to anything but no."""
+    if getattr(args, "debug", False):
+        return True
+    text = os.environ.get("RAINER_DEBUG", "")
+    return bool(text) and wire.parse_yes_no(text) is not False
+
+
 def setting(args: argparse.Namespace, name: str, env: str, default: Any = None) -> Any:
     """An option's value: the command line, else ``$env``, else ``default``."""
     value = getattr(args, name, None)
@@ -110,9 +165,11 @@ def setting(args: argparse.Namespace, name: str, env: str, default: Any = None) 
     return os.environ.get(env) or default
 
 
-def client_from(args: argparse.Namespace) -> RainerClient:
-    """The client the options and environment describe; a usage error without a URL."""
-    url = setting(args, "url", "RAINER_URL")
+def client_from(args: argparse.Namespace, url: str | None = None) -> RainerClient:
+    """The client the options and environment describe (of ``url`` when given); a usage
+    error without a URL. Credentials and TLS options come from ``options_from_environment``,
+    which ``rainer serve --database http(s)://...`` reads too, and the options beat it."""
+    url = url or setting(args, "url", "RAINER_URL")
     if not url:
         raise CommandError("no server: pass --url URL or set RAINER_URL", EXIT_USAGE)
     timeout_text = setting(args, "timeout", "RAINER_TIMEOUT", DEFAULT_TIMEOUT)
@@ -122,31 +179,50 @@ def client_from(args: argparse.Namespace) -> RainerClient:
         raise CommandError(
             f"RAINER_TIMEOUT is not a number: {timeout_text!r}", EXIT_USAGE
         ) from None
-    insecure = getattr(args, "insecure", False) or bool(
-        wire.parse_yes_no(os.environ.get("RAINER_INSECURE", "no"))
-    )
-    if insecure:
-        # Asked for on purpose: no warning from urllib3 on every request.
-        warnings.filterwarnings("ignore", "Unverified HTTPS request")
     try:
-        return RainerClient(
-            url,
-            timeout,
-            ca_path=setting(args, "ca_file", "RAINER_CA_FILE"),
-            client_cert=setting(args, "client_cert", "RAINER_CLIENT_CERT"),
-            client_key=setting(args, "client_key", "RAINER_CLIENT_KEY"),
-            validate_certs=not insecure,
-        )
+        options = options_from_environment(url=url)
+        if getattr(args, "token_file", None):
+            options["token"] = read_token_file(args.token_file, "the --token-file")
+        for name, option in (
+            ("ca_file", "ca_path"),
+            ("client_cert", "client_cert"),
+            ("client_key", "client_key"),
+        ):
+            if getattr(args, name, None):
+                options[option] = getattr(args, name)
+        if getattr(args, "insecure", False):
+            options["validate_certs"] = False
+        if options.get("validate_certs") is False:
+            # Asked for on purpose: no warning from urllib3 on every request.
+            warnings.filterwarnings("ignore", "Unverified HTTPS request")
+        trace = _print_exchange if debugging(args) else None
+        client = RainerClient(url, timeout, trace=trace, **options)
     except ValueError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
+    if trace is not None:
+        how = "with credentials" if client.has_credentials else "without credentials"
+        print(f"rainer: debug: {client.url} ({how})", file=sys.stderr)
+    return client
 
 
-def author_from(args: argparse.Namespace) -> str:
-    """--author, $RAINER_AUTHOR, or the login name. getpass looks at $LOGNAME, $USER and the
-    password database; unlike os.getlogin() (pyrainer's) it needs no terminal."""
+def _print_exchange(method: str, url: str, status: int | None, seconds: float) -> None:
+    # The URL is the client's, which never holds credentials; headers are not printed.
+    answer = "no answer" if status is None else str(status)
+    print(f"rainer: debug: {method} {url} -> {answer} in {seconds * 1000:.1f} ms", file=sys.stderr)
+
+
+def author_from(args: argparse.Namespace, client: RainerClient | None = None) -> str:
+    """--author, $RAINER_AUTHOR; else, when ``client`` sends credentials, the principal the
+    server knows them as (a server with --auth refuses any other author but an admin's); else
+    the login name. getpass looks at $LOGNAME, $USER and the password database; unlike
+    os.getlogin() (pyrainer's) it needs no terminal."""
     author = setting(args, "author", "RAINER_AUTHOR")
     if author:
         return author
+    if client is not None and client.has_credentials:
+        found = client.whoami()
+        if found is not None:
+            return str(found["principal"])
     try:
         return getpass.getuser()
     except (OSError, KeyError):  # a uid with no name, as in some containers
@@ -176,7 +252,7 @@ def print_json(value: Any, pretty: bool = False) -> None:
 
 def command(function: Handler) -> Handler:
     """Wrap a command: errors become one line on stderr and an exit code, never a traceback.
-    Set RAINER_DEBUG=1 to see the traceback of an unexpected error."""
+    With --debug (or RAINER_DEBUG=1), an unexpected error also shows its traceback."""
 
     @functools.wraps(function)
     def handler(args: argparse.Namespace) -> int:
@@ -190,6 +266,9 @@ def command(function: Handler) -> Handler:
         except CommitOrderingError as exc:
             print(f"{name}: conflict: {exc}", file=sys.stderr)
             return EXIT_CONFLICT
+        except RainerAccessError as exc:
+            print(f"{name}: error: {exc}{_access_hint(exc)}", file=sys.stderr)
+            return EXIT_DENIED
         except BrokenPipeError:
             # The reader went away (`rainer log KEY | head`): stop quietly, as cat does.
             _silence_stdout()
@@ -198,12 +277,21 @@ def command(function: Handler) -> Handler:
             print(f"{name}: error: {exc}", file=sys.stderr)
             return EXIT_ERROR
         except Exception as exc:
-            if os.environ.get("RAINER_DEBUG"):
-                raise
+            if debugging(args):
+                traceback.print_exc()
             print(f"{name}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
             return EXIT_ERROR
 
     return handler
+
+
+def _access_hint(error: RainerAccessError) -> str:
+    """What to check after a refusal of the server's access control."""
+    if not isinstance(error, RainerUnauthorizedError):
+        return ""
+    if error.body.startswith("Authentication required"):
+        return " (the server took this request as anonymous: set RAINER_TOKEN or --token-file)"
+    return " (check the token in RAINER_TOKEN or --token-file)"
 
 
 def _silence_stdout() -> None:

@@ -15,13 +15,13 @@ import sys
 import tempfile
 
 from rainer.cli import common
-from rainer.cli.common import EXIT_CONFLICT, EXIT_ERROR, CommandError, command
+from rainer.cli.common import EXIT_CONFLICT, EXIT_DENIED, EXIT_ERROR, CommandError, command
 from rainer.cli.diffs import unified_diff
 from rainer.cli.prepared import PreparedCommit, PreparedCommitError, parse, render
 from rainer.cli.prompt import ask_yes_no
 from rainer.cli.versions import explain_conflict, starting_point
 from rainer.client import RainerClient
-from rainer.errors import CommitOrderingError, RainerError
+from rainer.errors import CommitOrderingError, RainerAccessError, RainerError
 
 
 def register(subparsers) -> None:
@@ -56,10 +56,11 @@ def edit(args: argparse.Namespace) -> int:
     client = common.client_from(args)
     base, head = starting_point(client, args.key, args.version)
     old = base.value if base is not None else None
-    prepared = PreparedCommit(head + 1, common.author_from(args), "", old or b"")
+    author = common.author_from(args, client)
+    prepared = PreparedCommit(head + 1, author, "", old or b"")
     path = _write_temp(args.key, render(prepared))
     try:
-        return _edit_and_commit(args, client, path, old, base is not None and base.empty)
+        return _edit_and_commit(args, client, author, path, old, base is not None and base.empty)
     except KeyboardInterrupt:
         print(f"rainer edit: interrupted; your work is saved in {path}", file=sys.stderr)
         return 130
@@ -69,7 +70,7 @@ def edit(args: argparse.Namespace) -> int:
         raise CommandError(
             f"{exc}; your work is saved in {path} (retry: rainer commit {shlex.quote(args.key)}"
             f" < {shlex.quote(path)})",
-            EXIT_ERROR,
+            EXIT_DENIED if isinstance(exc, RainerAccessError) else EXIT_ERROR,
         ) from None
 
 
@@ -82,7 +83,12 @@ def _write_temp(key: str, data: bytes) -> str:
 
 
 def _edit_and_commit(
-    args: argparse.Namespace, client: RainerClient, path: str, old: bytes | None, was_empty: bool
+    args: argparse.Namespace,
+    client: RainerClient,
+    author: str,
+    path: str,
+    old: bytes | None,
+    was_empty: bool,
 ) -> int:
     argv = editor_command()
     try:
@@ -94,7 +100,7 @@ def _edit_and_commit(
     with open(path, "rb") as file:
         data = file.read()
     try:
-        new = parse(data, args.key, common.author_from(args))
+        new = parse(data, args.key, author)
     except PreparedCommitError as exc:
         raise CommandError(f"not a prepared commit: {exc}") from None
     if (new.empty, new.payload) == (was_empty, old or b""):

@@ -1,4 +1,4 @@
-"""Read commands: list, show, log, diff and prepare."""
+"""Read commands: list, show, log, diff, prepare and whoami."""
 
 from __future__ import annotations
 
@@ -53,6 +53,17 @@ def register(subparsers) -> None:
         "version", type=common.version_number, nargs="?", help="start from this version's payload"
     )
     parser.set_defaults(handler=prepare)
+
+    parser = subparsers.add_parser(
+        "whoami",
+        parents=[parent],
+        help="who the server takes your credentials for, and what they may do",
+        description="Print the principal the server proves from your credentials (RAINER_TOKEN, "
+        "--token-file, a client certificate, or user:token@ in the URL), its roles and the key "
+        "patterns it may read and write.",
+    )
+    parser.add_argument("--json", action="store_true", help="the server's answer as JSON")
+    parser.set_defaults(handler=whoami)
 
 
 @command
@@ -138,5 +149,29 @@ def prepare(args: argparse.Namespace) -> int:
     client = common.client_from(args)
     base, head = starting_point(client, args.key, args.version)
     payload = base.value if base is not None and base.value is not None else b""
-    common.write_bytes(render(PreparedCommit(head + 1, common.author_from(args), "", payload)))
+    common.write_bytes(
+        render(PreparedCommit(head + 1, common.author_from(args, client), "", payload))
+    )
+    return common.EXIT_OK
+
+
+@command
+def whoami(args: argparse.Namespace) -> int:
+    client = common.client_from(args)
+    found = client.whoami()
+    if found is None:
+        print(
+            f"{client.url} checks no credentials (it runs without --auth): anyone who reaches "
+            "it may read and commit anything"
+        )
+        return common.EXIT_OK
+    if args.json:
+        common.print_json(found, pretty=True)
+        return common.EXIT_OK
+    print(found["principal"])
+    print(f"roles: {', '.join(found.get('roles') or []) or 'none'}")
+    if found.get("admin"):
+        print("admin: may read and write every key, and commit on behalf of other authors")
+    print(f"may read: {', '.join(found.get('read') or []) or 'nothing'}")
+    print(f"may write: {', '.join(found.get('write') or []) or 'nothing'}")
     return common.EXIT_OK

@@ -83,7 +83,7 @@ def head_version(client: RainerClient, key: str) -> int:
 def commit(args: argparse.Namespace) -> int:
     client = common.client_from(args)
     try:
-        prepared = parse(sys.stdin.buffer.read(), args.key, common.author_from(args))
+        prepared = parse(sys.stdin.buffer.read(), args.key, common.author_from(args, client))
     except PreparedCommitError as exc:
         raise CommandError(f"stdin is not a prepared commit: {exc}") from None
     common.print_json(post(client, prepared.metadata(args.key), prepared.payload))
@@ -98,7 +98,7 @@ def commit_value(args: argparse.Namespace) -> int:
     metadata = {
         "key": args.key,
         "version": version,
-        "author": common.author_from(args),
+        "author": common.author_from(args, client),
         "comment": args.message,
     }
     common.print_json(post(client, metadata, payload))
@@ -124,7 +124,7 @@ def uncommit(args: argparse.Namespace) -> int:
     metadata = {
         "key": args.key,
         "version": current.version + 1,
-        "author": common.author_from(args),
+        "author": common.author_from(args, client),
         "comment": args.message,
         "empty": True,
     }
@@ -146,7 +146,7 @@ def revert(args: argparse.Namespace) -> int:
     metadata = {
         "key": args.key,
         "version": head.version + 1,
-        "author": common.author_from(args),
+        "author": common.author_from(args, client),
         "comment": args.message
         if args.message is not None
         else f"Revert to version {args.version}",

@@ -8,15 +8,34 @@ hold line breaks).
 
 A comment is sent in a header when saving, so it must be one line: ``save`` refuses one with a
 line break (BadRequestError), as the server could never have received it over HTTP anyway.
+
+Credentials and TLS options the caller does not give come from the environment, as the command
+line reads them (``RAINER_TOKEN`` or ``RAINER_TOKEN_FILE``, ``RAINER_CA_FILE``,
+``RAINER_CLIENT_CERT``, ``RAINER_CLIENT_KEY``, ``RAINER_INSECURE``), so ``rainer serve
+--database https://...`` is configured like any other ``rainer`` command. With ``--auth`` on the
+server behind, the front's principal must be an admin: it commits on behalf of other authors.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from rainer.client import DEFAULT_TIMEOUT, RainerClient, RainerCommit
+from rainer.client import (
+    DEFAULT_TIMEOUT,
+    RainerClient,
+    RainerCommit,
+    options_from_environment,
+    redact_url,
+)
 from rainer.commit import Commit, CommitInfo, format_mtime, parse_mtime, validate_key
-from rainer.errors import BadRequestError, CommitOrderingError, NotFoundError, RainerError
+from rainer.errors import (
+    BadRequestError,
+    ChangeSetConflictError,
+    CommitOrderingError,
+    NotFoundError,
+    RainerError,
+)
 from rainer.storage.base import OnUnreadable, Storage
 
 _INT_MAX = 2**31 - 1  # the largest version the server accepts in a URL
@@ -28,10 +47,23 @@ class HttpStorage(Storage):
     #: Other processes write the remote server too, so its heads must never be cached here.
     single_writer = False
 
-    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT, **options: Any) -> None:
-        """``options`` are RainerClient's (retries, validate_certs, ca_path, client_cert, ...)."""
-        self.url = url
-        self.client = RainerClient(url, timeout, **options)
+    def __init__(
+        self,
+        url: str,
+        timeout: float = DEFAULT_TIMEOUT,
+        *,
+        environment: bool = True,
+        client: RainerClient | None = None,
+        **options: Any,
+    ) -> None:
+        """``options`` are RainerClient's (token, retries, validate_certs, ca_path,
+        client_cert, ...); with ``environment``, those not given come from the environment
+        (``options_from_environment``). Or ``client`` is the client to use, made already."""
+        self.url = redact_url(url)
+        if client is None:
+            defaults = options_from_environment(url=url) if environment else {}
+            client = RainerClient(url, timeout, **{**defaults, **options})
+        self.client = client
 
     def start(self) -> None:
         # Fail at start, as the SQL storage does when its database is down.
@@ -93,6 +125,31 @@ class HttpStorage(Storage):
         except CommitOrderingError as exc:
             # The plain storage error, as the SQL storage raises it: no HTTP details attached.
             raise CommitOrderingError(exc.key, exc.expected_version, exc.provided_version) from None
+
+    #: A change set goes to the server behind as one ``POST /diary``, all or nothing there.
+    supports_changesets = True
+
+    def save_changeset(self, commits: Sequence[Commit]) -> None:
+        # One request carries one author and one time, as every change set the server makes.
+        if len({(commit.author, commit.mtime) for commit in commits}) > 1:
+            raise BadRequestError("a change set over HTTP has one author and one time")
+        changes = [
+            {
+                "key": commit.key,
+                "version": commit.version,
+                "payload": commit.payload,
+                "empty": commit.empty,
+                "comment": commit.comment,
+            }
+            for commit in commits
+        ]
+        try:
+            self.client.commit_changes(
+                changes, author=commits[0].author, mtime=format_mtime(commits[0].mtime)
+            )
+        except ChangeSetConflictError as exc:
+            # The plain storage error, as the SQL storage raises it: no HTTP details attached.
+            raise ChangeSetConflictError(exc.conflicts) from None
 
     def ping(self) -> None:
         self.client.ping()
