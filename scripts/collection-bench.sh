@@ -10,8 +10,12 @@
 #   - the same loop forced through real module execution (rainer_run_on_controller=false),
 #   - a loop of 100 ansible.builtin.uri GETs,
 # and print the times and the ratio rainer_commit / uri (target: at most 0.1).
+# Then, against the same server, what the lookup puts on the wire: 2 keys in a store of
+# 10,000 keys of 10 KB, bytes and requests counted by a relay (scripts/collection-wire-bench.py;
+# goal: under 2 KB and one request).
 #
-# Environment: RAINER_SERVE (default <repo>/.venv/bin/rainer serve), BENCH_ITEMS (default 100).
+# Environment: RAINER_SERVE (default <repo>/.venv/bin/rainer serve), BENCH_ITEMS (default 100),
+# WIRE_KEYS (default 10000), WIRE_PAYLOAD_BYTES (default 10240).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -49,3 +53,6 @@ ratio = controller / uri
 print("ratio rainer_commit (controller) / uri: %.3f (target <= 0.1: %s)" % (ratio, "met" if ratio <= 0.1 else "NOT met"))
 print("ratio rainer_commit (module) / uri:     %.3f" % (module / uri))
 PY
+
+echo
+PATH="$venv/bin:$PATH" "$python" "$root/scripts/collection-wire-bench.py" "$rainer_url"

@@ -10,8 +10,13 @@
 #
 # Needs: $python (a Python to probe with), $work (a temp directory), $serve (the
 # command, e.g. ".venv/bin/rainer serve"). Sets: $rainer_url, $server_pid.
+#
+# start_secured_server starts a second one with --auth for the unit tests (principals ci-bot,
+# viewer and root, each with a fresh token). Sets: $rainer_auth_url, $rainer_auth_tokens (a
+# JSON object, principal -> token), $secured_pid.
 
 server_pid=""
+secured_pid=""
 
 free_port() {
   "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
@@ -29,15 +34,21 @@ start_server() {
   "${serve_cmd[@]}" --host 127.0.0.1 --port "$port" --database "sqlite:///$work/rainer.db" --prefix /diary \
     > "$work/server.log" 2>&1 &
   server_pid=$!
+  wait_healthy "$url" "$server_pid" "$work/server.log"
+  rainer_url="$url/diary"
+  echo "rainer serve (pid $server_pid) answers at $rainer_url"
+}
+
+# wait_healthy URL PID LOG: until URL/healthz answers; fail when the process is gone
+wait_healthy() {
+  local url="$1" pid="$2" log="$3"
   for _ in $(seq 1 150); do
     if "$python" -c "import urllib.request, sys; urllib.request.urlopen(sys.argv[1], timeout=1)" "$url/healthz" 2>/dev/null; then
-      rainer_url="$url/diary"
-      echo "rainer serve (pid $server_pid) answers at $rainer_url"
       return
     fi
-    if ! kill -0 "$server_pid" 2>/dev/null; then
+    if ! kill -0 "$pid" 2>/dev/null; then
       echo "rainer serve exited:" >&2
-      cat "$work/server.log" >&2
+      cat "$log" >&2
       exit 1
     fi
     sleep 0.2
@@ -46,12 +57,43 @@ start_server() {
   exit 1
 }
 
+start_secured_server() {
+  local port dir serve_cmd
+  read -r -a serve_cmd <<< "$serve"
+  dir="$work/secured"
+  mkdir -p "$dir"
+  # ci-bot reads everything and writes app.*; viewer reads app.*; root is an admin
+  rainer_auth_tokens="$("$python" - "$dir/auth.yaml" <<'EOF'
+import hashlib, json, secrets, sys
+tokens = {name: secrets.token_urlsafe(24) for name in ("ci-bot", "viewer", "root")}
+line = {name: "sha256:" + hashlib.sha256(token.encode()).hexdigest() for name, token in tokens.items()}
+with open(sys.argv[1], "w") as handle:
+    handle.write("roles:\n  deployer: {read: ['*'], write: ['app.*']}\n  reader: {read: ['app.*']}\n"
+                 "principals:\n  ci-bot: {roles: [deployer], tokens: ['%s']}\n"
+                 "  viewer: {roles: [reader], tokens: ['%s']}\n  root: {roles: [admin], tokens: ['%s']}\n"
+                 "anonymous: {roles: []}\n" % (line["ci-bot"], line["viewer"], line["root"]))
+print(json.dumps(tokens))
+EOF
+)"
+  port="$(free_port)"
+  "${serve_cmd[@]}" --host 127.0.0.1 --port "$port" --database "sqlite:///$dir/rainer.db" --prefix /diary \
+    --auth "$dir/auth.yaml" > "$dir/server.log" 2>&1 &
+  secured_pid=$!
+  wait_healthy "http://127.0.0.1:$port" "$secured_pid" "$dir/server.log"
+  rainer_auth_url="http://127.0.0.1:$port/diary"
+  echo "rainer serve --auth (pid $secured_pid) answers at $rainer_auth_url"
+}
+
 stop_server() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
+  local pid
+  for pid in "$server_pid" "$secured_pid"; do
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
   server_pid=""
+  secured_pid=""
 }
 
 # Make a checkout importable as rainer.rainer without building it: prints a

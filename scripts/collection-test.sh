@@ -11,6 +11,9 @@
 #   `rainer serve` (temp SQLite) -> ansible-test sanity, units, integration
 #   -> molecule (extensions/molecule/default)
 #
+# A second server with --auth serves the unit tests' credential checks; the integration
+# target rainer_security starts one of its own with TLS from a test CA, with the same command.
+#
 # Why test the installed tarball: the repository root also holds the Python
 # server (src/, tests/server/, ...). galaxy.yml's build_ignore keeps those out
 # of the artifact, and ansible-test then judges exactly what ships, in the
@@ -128,7 +131,19 @@ fi
 
 if wants units || wants integration || wants molecule; then
   start_server
-  printf -- '---\nrainer_url: %s\n' "$rainer_url" > "$coll/tests/integration/integration_config.yml"
+  start_secured_server
+  # rainer_url: the shared server; rainer_auth_url and rainer_auth_tokens: one with --auth for
+  # the unit tests; rainer_serve: how the target rainer_security starts its own (with TLS).
+  # JSON values are YAML too.
+  "$python" - "$rainer_url" "$serve" "$rainer_auth_url" "$rainer_auth_tokens" \
+    > "$coll/tests/integration/integration_config.yml" <<'EOF'
+import json, sys
+url, serve, auth_url, tokens = sys.argv[1:]
+print("---")
+for name, value in (("rainer_url", url), ("rainer_serve", serve), ("rainer_auth_url", auth_url),
+                    ("rainer_auth_tokens", json.loads(tokens))):
+    print("%s: %s" % (name, json.dumps(value)))
+EOF
   export RAINER_SERVE="$serve"
 fi
 

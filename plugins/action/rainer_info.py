@@ -18,4 +18,4 @@ class ActionModule(RainerControllerAction):
     MODULE_KWARGS = INFO_MODULE_KWARGS
 
     def run_logic(self, client, params, check_mode, diff):
-        return run_info(client, params)
+        return run_info(client, params, check_mode=check_mode, diff=diff)

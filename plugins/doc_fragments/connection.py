@@ -22,6 +22,9 @@ options:
     description:
       - Base URL of the Rainer diary, including its mount prefix, for example V(http://127.0.0.1:8080/diary).
       - A trailing slash is ignored.
+      - V(https://PRINCIPAL:TOKEN@host/diary) sends the token as HTTP Basic credentials. They are taken out of
+        the URL before any request, and no message or returned field shows them; O(token) keeps them out of
+        the URL altogether.
       - For the modules it may also come from the E(RAINER_URL) environment variable, the variable
         V(rainer_url) (read by the action plugin) or, most conveniently, from C(module_defaults)
         for the action group C(group/rainer.rainer.rainer).
@@ -58,8 +61,9 @@ options:
     description:
       - Extra HTTP headers sent with every request, for example an C(Authorization) header
         checked by a reverse proxy in front of the server.
-      - Header values are not hidden from the task's logged arguments; set C(no_log) on tasks whose
-        headers carry secrets, or keep them in O(client_cert) and O(client_key) instead.
+      - The option is C(no_log), as header values often carry secrets. As for every C(no_log) option, each
+        value is masked wherever it appears in the task's result, so avoid short values such as V(1).
+      - An C(Authorization) header cannot be combined with O(token) or credentials in O(url).
     type: dict
   retries:
     description:
@@ -75,6 +79,22 @@ options:
       - Author recorded with each commit (C(X-Rainer-Author)).
       - Defaults to the E(RAINER_AUTHOR) environment variable, else the login name of the
         user that runs the task.
+      - When neither is set and the task proves who it is (O(token), credentials in O(url), an
+        C(Authorization) header or O(client_cert)), no author is sent, and a server with C(--auth)
+        records the principal it proved. A server without C(--auth) then asks for one, and the login name is sent.
+      - With C(--auth), only a principal with the C(admin) role may record another author; for any
+        other principal, an author that is not its own name fails the task (403).
+    type: str
+  token:
+    description:
+      - A token that proves who the task is to a server started with C(--auth), sent in the
+        C(Authorization) header as C(Bearer TOKEN). C(rainer auth token) makes one.
+      - For the modules it may also come from the E(RAINER_TOKEN) environment variable or the
+        variable V(rainer_token) (read by the action plugin). Keep it in Ansible Vault.
+      - Never shown in logs or results. With a token (or credentials in O(url), or an C(Authorization)
+        header), redirects are not followed, so the token never goes to another address.
+      - A refused token (401), or a principal without the permission (403), fails the task with a message
+        naming the principal (when known), the key and the permission.
     type: str
 """
 
@@ -137,4 +157,12 @@ options:
         key: author
     vars:
       - name: rainer_author
+  token:
+    env:
+      - name: RAINER_TOKEN
+    ini:
+      - section: rainer
+        key: token
+    vars:
+      - name: rainer_token
 """

@@ -11,10 +11,14 @@ short_description: Read values and metadata of keys from a Rainer server
 version_added: 0.1.0
 description:
   - Returns the payload of each key given as a term, as text or, with O(format), as parsed data.
-  - Several keys cost one HTTP request (the server's list of heads with payloads), not one per key.
-    One key, or O(version), costs one request per key.
+  - Several keys cost one HTTP request that asks for just those keys (C(GET /diary?key=a&key=b)), not one
+    per key, and only their payloads travel (one more request per 1000 keys). One key, or O(version),
+    costs one request per key.
+  - With O(prefix) instead of keys, returns a dict of every key that starts with it (deleted keys left out)
+    to its value, in one request.
   - A missing key, or a key whose newest commit is empty (deleted), is an error naming the key and the
-    server, unless O(default) is given, which is then returned for it.
+    server, unless O(default) is given, which is then returned for it. A key the credentials may not read
+    fails with a message naming the principal, the key and the permission.
   - Runs on the controller, so it costs milliseconds per task, also in loops.
 author:
   - Rainer for Python and Ansible contributors (!UNKNOWN)
@@ -23,10 +27,10 @@ extends_documentation_fragment:
   - rainer.rainer.connection.plugins
 options:
   _terms:
-    description: The keys to read.
+    description:
+      - The keys to read. Leave them out when O(prefix) is given.
     type: list
     elements: str
-    required: true
   format:
     description:
       - Parse each payload as V(json) or V(yaml) and return the data instead of the text.
@@ -47,6 +51,13 @@ options:
       - Returned for a key that does not exist (or whose newest commit is empty) instead of failing.
       - Without it, such a key fails the lookup.
     type: raw
+  prefix:
+    description:
+      - Read every key that starts with this text (V(app.) for V(app.web.json), V(app.db.json), ...) instead of
+        keys given as terms, and return one dict of key to value (to metadata with O(meta=true)).
+      - Keys whose newest commit is empty are left out. An empty dict when no key matches.
+      - Cannot be combined with keys or O(version).
+    type: str
 notes:
   - Options can be set with keywords, for example C(lookup('rainer.rainer.rainer', 'k', url=my_url)),
     or through the E(RAINER_URL) environment variable, the C([rainer]) section of C(ansible.cfg),
@@ -69,6 +80,14 @@ EXAMPLES = r"""
 - name: Several keys in one request
   ansible.builtin.set_fact:
     settings: "{{ query('rainer.rainer.rainer', 'web.json', 'db.json', format='json') }}"
+
+- name: Every key under a prefix, as a dict of key to parsed value
+  ansible.builtin.debug:
+    msg: "{{ lookup('rainer.rainer.rainer', prefix='app.', format='json') }}"
+
+- name: With a token for a server started with --auth (or set RAINER_TOKEN, or the rainer_token variable)
+  ansible.builtin.debug:
+    msg: "{{ lookup('rainer.rainer.rainer', 'web.json', token=vault_rainer_token, ca_path='/etc/ssl/rainer-ca.pem') }}"
 
 - name: Metadata and value
   ansible.builtin.debug:
@@ -93,6 +112,7 @@ _raw:
     - One element per key, in the order given.
     - The payload text; with O(format) the parsed data; with O(meta=true) a dict of the metadata plus C(value);
       O(default) for a missing or deleted key.
+    - With O(prefix), a single element, a dict of each matching key to what a key given as a term would return.
   type: list
   elements: raw
 """
@@ -117,44 +137,72 @@ class LookupModule(LookupBase):
 
     def run(self, terms, variables=None, **kwargs):
         has_default = "default" in kwargs
-        self.set_options(var_options=variables, direct=kwargs)
+        self.set_options(var_options=self._rainer_variables(variables), direct=kwargs)
         default = self.get_option("default") if has_default else _MISSING
         fmt = self.get_option("format")
         meta = self.get_option("meta")
         version = self.get_option("version")
-        keys = [to_native(term) for term in terms]
-        options = dict((name, self._templated(self.get_option(name))) for name in CONNECTION_OPTIONS)
+        prefix = self.get_option("prefix")
+        keys = [to_native(term) for term in terms or []]
+        options = dict((name, self.get_option(name)) for name in CONNECTION_OPTIONS)
 
         try:
+            if prefix is not None and keys:
+                raise RainerTaskError("Rainer lookup: give keys or prefix, not both")
+            if prefix is not None and version is not None:
+                raise RainerTaskError("Rainer lookup: version reads keys one by one, so it does not go with prefix")
             client = client_from_options(options)
-            commits = self._read(client, keys, version)
+            if prefix is not None:
+                heads = client.list(all=False, payload=True, prefix=prefix)
+                return [dict((key, self._answer(client, key, heads[key], fmt, meta, default, None))
+                             for key in sorted(heads))]
+            commits = self._read(client, keys, version, default)
             return [self._answer(client, key, commits.get(key), fmt, meta, default, version) for key in keys]
         except RainerTaskError as exc:
             raise AnsibleLookupError(exc.message)
         except RainerError as exc:
             raise AnsibleLookupError("Rainer lookup failed: %s" % exc.message)
 
-    def _templated(self, value):
-        """Options taken from variables (rainer_url, ...) arrive untemplated; template them."""
-        if isinstance(value, str) and self._templar is not None and "{" in value:
-            return self._templar.template(value)
-        return value
+    def _rainer_variables(self, variables):
+        """The task's variables, with the ``rainer_*`` ones the options read templated.
+
+        Variables reach a lookup untemplated (``rainer_url: "{{ base }}/diary"``); they are
+        templated before the options are set, so that a ``path`` option such as ``ca_path``
+        is resolved from the real value.
+        """
+        if not variables or self._templar is None:
+            return variables
+        templated = dict(variables)
+        for name, value in variables.items():
+            if name.startswith("rainer_") and isinstance(value, str) and "{" in value:
+                templated[name] = self._templar.template(value)
+        return templated
 
     @staticmethod
-    def _read(client, keys, version):
-        """A dict key -> Commit (or None) in as few requests as possible."""
+    def _read(client, keys, version, default):
+        """A dict key -> Commit (or None) in as few requests as possible.
+
+        Several keys are one request for just those keys (``?key=``); one key, or a version,
+        one request per key. A key the bulk answer leaves out is absent, or one the
+        credentials may not read: without a default it is read on its own, so that the
+        failure says which.
+        """
         if not keys:
             return {}
-        if version is None and len(set(keys)) > 1:
-            heads = client.list(all=True, payload=True)
-            return dict((key, heads.get(key)) for key in keys)
+        unique = list(dict.fromkeys(keys))
+        if version is None and len(unique) > 1:
+            commits = client.list(all=True, payload=True, keys=unique)
+            if default is _MISSING:
+                for key in unique:
+                    if key not in commits:
+                        commits[key] = client.head(key)
+            return commits
         commits = {}
-        for key in keys:
-            if key not in commits:
-                try:
-                    commits[key] = client.get(key, version)
-                except RainerNotFoundError:
-                    commits[key] = None
+        for key in unique:
+            try:
+                commits[key] = client.get(key, version)
+            except RainerNotFoundError:
+                commits[key] = None
         return commits
 
     @staticmethod

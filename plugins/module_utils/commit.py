@@ -48,8 +48,12 @@ COMMIT_MODULE_KWARGS = dict(
 )
 
 
-def _desired(params):
-    """(payload bytes, comparison function) for state=present."""
+def desired(params):
+    """(payload bytes, comparison function) for state=present.
+
+    ``params`` holds ``content`` or ``value`` (with ``format``): a task's options or one
+    entry of a change set's ``changes``.
+    """
     if params.get("content") is not None:
         payload = to_bytes(params["content"], encoding="utf-8", errors="surrogate_or_strict")
 
@@ -73,13 +77,13 @@ def _desired(params):
     return payload, same_value
 
 
-def _needs_change(params, head, same):
+def needs_change(params, head, same):
     if params.get("state") == "absent":
         return head is not None and not head.empty
     return head is None or head.empty or not same(head)
 
 
-def _diff(key, head, desired_payload, new_version):
+def text_diff(key, head, desired_payload, new_version):
     before = b"" if head is None or head.empty else head.payload
     before_text = decode_payload(before)
     after_text = decode_payload(desired_payload)
@@ -115,7 +119,7 @@ def run_commit(client, params, check_mode=False, diff=False):
     if expected is not None and expected < 0:
         raise RainerTaskError("expected_version must be 0 (the key must not exist) or a version number", key=key)
 
-    desired_payload, same = (b"", None) if absent else _desired(params)
+    desired_payload, same = (b"", None) if absent else desired(params)
     conflict = None
     attempts = 0
     try:
@@ -125,7 +129,7 @@ def run_commit(client, params, check_mode=False, diff=False):
             head_version = head.version if head is not None else 0
             result = dict(changed=False, key=key, version=head_version, commit=previous, previous=previous)
 
-            if not _needs_change(params, head, same):
+            if not needs_change(params, head, same):
                 return result
 
             if expected is not None and expected != head_version:
@@ -136,7 +140,7 @@ def run_commit(client, params, check_mode=False, diff=False):
 
             new_version = head_version + 1
             if diff:
-                diff_data = _diff(key, head, desired_payload, new_version)
+                diff_data = text_diff(key, head, desired_payload, new_version)
                 if diff_data is not None:
                     result["diff"] = diff_data
             result["changed"] = True
@@ -144,7 +148,7 @@ def run_commit(client, params, check_mode=False, diff=False):
 
             if check_mode:
                 result["commit"] = {
-                    "key": key, "version": new_version, "author": client.author,
+                    "key": key, "version": new_version, "author": client.commit_author(),
                     "comment": params.get("comment") or "", "mtime": None, "empty": absent,
                 }
                 return result

@@ -23,6 +23,8 @@ from ansible_collections.rainer.rainer.plugins.module_utils.client import (
     DEFAULT_TIMEOUT,
     RainerClient,
     decode_payload,
+    redact_url,
+    url_secrets,
 )
 
 try:
@@ -43,9 +45,10 @@ CONNECTION_ARGUMENT_SPEC = dict(
     ca_path=dict(type="path"),
     client_cert=dict(type="path"),
     client_key=dict(type="path", no_log=False),
-    headers=dict(type="dict"),
+    headers=dict(type="dict", no_log=True),
     retries=dict(type="int", default=DEFAULT_RETRIES),
     author=dict(type="str", fallback=(env_fallback, ["RAINER_AUTHOR"])),
+    token=dict(type="str", no_log=True, fallback=(env_fallback, ["RAINER_TOKEN"])),
 )
 
 CONNECTION_OPTIONS = tuple(CONNECTION_ARGUMENT_SPEC)
@@ -85,10 +88,17 @@ def client_from_options(options, **kwargs):
             headers=options.get("headers"),
             retries=options.get("retries"),
             author=options.get("author"),
+            token=options.get("token"),
             **kwargs
         )
     except ValueError as exc:
-        raise RainerTaskError("Bad url option: %s" % exc, url=options.get("url"))
+        raise RainerTaskError("Bad connection options: %s" % exc, url=redact_url(options.get("url")))
+
+
+def secrets_of(options):
+    """Values a task must never show: the password in ``url`` (the token and headers are
+    ``no_log`` options already). A module adds them to ``no_log_values``."""
+    return url_secrets(options.get("url"))
 
 
 def require_yaml():
@@ -152,3 +162,18 @@ def describe_commit(commit, fmt=None, strict=True):
                     raise RainerTaskError("Key %r version %s: %s" % (commit.key, commit.version, exc),
                                           key=commit.key, version=commit.version)
     return result
+
+
+def run_module(module, logic):
+    """The rest of every rainer.rainer module's main(): hide secrets, run ``logic``, exit.
+
+    ``logic(client, params, check_mode, diff)`` is the function the module's action plugin
+    calls in the controller process, so both paths give the same result.
+    """
+    module.no_log_values.update(secrets_of(module.params))
+    try:
+        client = client_from_options(module.params)
+        result = logic(client, module.params, module.check_mode, module._diff)
+    except RainerTaskError as exc:
+        module.fail_json(msg=exc.message, **exc.details)
+    module.exit_json(**result)

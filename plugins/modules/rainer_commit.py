@@ -104,6 +104,8 @@ attributes:
 notes:
   - The diff is only computed when C(--diff) is asked for.
 seealso:
+  - module: rainer.rainer.rainer_changeset
+    description: Commit several keys together, all or nothing, after a plan shown in check and diff mode.
   - module: rainer.rainer.rainer_info
   - plugin: rainer.rainer.rainer
     plugin_type: lookup
@@ -157,6 +159,14 @@ EXAMPLES = r"""
     url: http://127.0.0.1:8080/diary
     key: old.json
     state: absent
+
+- name: Commit with a token on a server started with --auth (the server records the token's principal as author)
+  rainer.rainer.rainer_commit:
+    url: https://rainer.example.com:8443/diary
+    ca_path: /etc/ssl/rainer-ca.pem
+    token: "{{ vault_rainer_token }}"
+    key: web.json
+    value: {listen: 8080}
 
 - name: Commit every file of a directory, fast on the controller
   rainer.rainer.rainer_commit:
@@ -245,10 +255,20 @@ url:
   returned: failure
   type: str
 error:
-  description: Kind of failure, for example C(RainerConflictError), C(RainerUnreachableError), C(RainerHeaderTooLargeError)
-    or C(RainerTLSError).
+  description: Kind of failure, for example C(RainerConflictError), C(RainerUnreachableError), C(RainerHeaderTooLargeError),
+    C(RainerTLSError), C(RainerUnauthorizedError) (401) or C(RainerForbiddenError) (403).
   returned: failure
   type: str
+principal:
+  description: Who the server took the task for, when it refused access and said so (V(anonymous) without credentials).
+  returned: when the server refused access (401 or 403)
+  type: str
+  sample: ci-bot
+permission:
+  description: The permission the principal lacks (V(read) or V(write)), or V(commit as 'NAME') for an author it may not record.
+  returned: when the server refused access (401 or 403)
+  type: str
+  sample: write
 conflict:
   description: The server's 409 answer.
   returned: on a conflict
@@ -258,22 +278,13 @@ conflict:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.rainer.rainer.plugins.module_utils.commit import (
-    COMMIT_ARGUMENT_SPEC,
-    COMMIT_MODULE_KWARGS,
-    run_commit,
-)
-from ansible_collections.rainer.rainer.plugins.module_utils.common import RainerTaskError, client_from_options
+from ansible_collections.rainer.rainer.plugins.module_utils.common import run_module
+from ansible_collections.rainer.rainer.plugins.module_utils.commit import COMMIT_ARGUMENT_SPEC, COMMIT_MODULE_KWARGS, run_commit
 
 
 def main():
     module = AnsibleModule(argument_spec=COMMIT_ARGUMENT_SPEC, **COMMIT_MODULE_KWARGS)
-    try:
-        client = client_from_options(module.params)
-        result = run_commit(client, module.params, check_mode=module.check_mode, diff=module._diff)
-    except RainerTaskError as exc:
-        module.fail_json(msg=exc.message, **exc.details)
-    module.exit_json(**result)
+    run_module(module, run_commit)
 
 
 if __name__ == "__main__":

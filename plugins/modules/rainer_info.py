@@ -15,7 +15,11 @@ description:
   - With O(key), returns the key's head (or O(version)) with metadata and payload, and with
     O(format) the payload parsed as data. A missing key is not an error; RV(exists) is V(false).
   - With O(history=true), adds the key's metadata history, newest first, in one more request (one per 1000 entries).
-  - Without O(key), returns the newest commit of every key in one request.
+  - With O(wait_for), first waits until the key reaches a version, with blocking reads that the server answers
+    as soon as a commit arrives, so a pipeline can wait for another one's deploy. A timeout fails the task.
+  - Without O(key), returns the newest commit of every key, of the keys in O(keys), or of the keys under O(prefix),
+    in one request (one per 1000 keys of O(keys)).
+  - O(payloads=false) reads metadata only, which is much less to transfer for large payloads.
   - When the task runs on the controller (local connection, or C(delegate_to) localhost), the action
     plugin of the same name runs this module's code inside the controller process.
 author:
@@ -28,8 +32,28 @@ extends_documentation_fragment:
 options:
   key:
     description:
-      - The key to read. Without it, every key's newest commit is returned.
+      - The key to read. Without it, every key's newest commit is returned (or those O(keys) and O(prefix) select).
     type: str
+  keys:
+    description:
+      - Without O(key), list only these keys, in one request. Keys that do not exist are left out of
+        RV(commits) and named in RV(missing).
+      - Mutually exclusive with O(key).
+    type: list
+    elements: str
+  prefix:
+    description:
+      - Without O(key), list only the keys that start with this text, in one request.
+      - With O(keys) too, only the keys of O(keys) that start with it.
+      - Mutually exclusive with O(key).
+    type: str
+  payloads:
+    description:
+      - Whether to read payloads. With V(false), only metadata is read and returned (no RV(payload),
+        RV(payload_base64) or RV(value)); for a single key that is C(GET /diary/KEY/meta).
+      - V(false) cannot be combined with O(format).
+    type: bool
+    default: true
   version:
     description:
       - Read this version of O(key) instead of its head.
@@ -63,6 +87,36 @@ options:
       - Without O(key), also list keys whose newest commit is empty (deleted keys).
     type: bool
     default: false
+  wait_for:
+    description:
+      - Wait until O(key) reaches a version before reading it, for example until another pipeline's commit
+        has landed. Needs O(key); cannot be combined with O(version).
+      - The module asks the server to hold each read until a commit to the key arrives (a blocking read,
+        C(GET /diary/KEY?index=N&wait=...)), at most 50 seconds per request, and repeats it until the
+        condition holds or O(wait_for.timeout) has passed. A commit wakes it within milliseconds; an
+        idle wait costs one request per 50 seconds.
+      - Tombstones count, since they are versions too. A key that does not exist has version 0.
+      - A server that does not block (such as the original Rainer's) is read once a second instead.
+      - On success the result is the key's commit that met the condition (it may be newer than asked for)
+        and RV(waited). On timeout the task fails, saying which version the key is at.
+    type: dict
+    suboptions:
+      version:
+        description:
+          - Wait until the key's newest version is this one or a later one (1 or more).
+        type: int
+      changed_from:
+        description:
+          - Wait until the key has a version newer than this one, typically RV(version) from an earlier read.
+            V(0) waits for a key that does not exist yet to be created.
+        type: int
+      timeout:
+        description:
+          - The longest time to wait, in seconds. V(0) checks once without waiting.
+          - This is the whole wait. The connection option O(timeout) keeps its meaning for each request,
+            which is given its blocking time plus O(timeout) to answer.
+        type: float
+        default: 300
 attributes:
   check_mode:
     support: full
@@ -84,6 +138,7 @@ attributes:
       - rainer.rainer.rainer
 seealso:
   - module: rainer.rainer.rainer_commit
+  - module: rainer.rainer.rainer_changeset
   - plugin: rainer.rainer.rainer
     plugin_type: lookup
 """
@@ -116,6 +171,39 @@ EXAMPLES = r"""
     all: true
   register: everything
 
+- name: Metadata of two keys in one request, without their payloads
+  rainer.rainer.rainer_info:
+    url: http://127.0.0.1:8080/diary
+    keys: [web.json, db.json]
+    payloads: false
+  register: two
+
+- name: Every key under app., parsed
+  rainer.rainer.rainer_info:
+    url: http://127.0.0.1:8080/diary
+    prefix: app.
+    format: json
+  register: app
+
+- name: Wait up to ten minutes until the release pipeline has committed version 7 of web.json
+  rainer.rainer.rainer_info:
+    url: http://127.0.0.1:8080/diary
+    key: web.json
+    format: json
+    wait_for:
+      version: 7
+      timeout: 600
+  register: released
+
+- name: Wait for the next commit to a key after the version read earlier
+  rainer.rainer.rainer_info:
+    url: http://127.0.0.1:8080/diary
+    key: web.json
+    payloads: false
+    wait_for:
+      changed_from: "{{ web.version }}"
+      timeout: 60
+
 - name: Remember the version a CI pipeline reviewed
   ansible.builtin.set_fact:
     reviewed_version: "{{ web.version | default(0) }}"
@@ -131,10 +219,17 @@ exists:
   returned: when O(key) is given
   type: bool
 version:
-  description: Version of the commit read.
-  returned: when O(key) is given and RV(exists)
+  description:
+    - Version of the commit read.
+    - When O(wait_for) timed out, the version the key was at (V(0) when it does not exist).
+  returned: when O(key) is given and RV(exists), and when O(wait_for) timed out
   type: int
   sample: 3
+waited:
+  description: Seconds spent waiting for O(wait_for) (also when it timed out).
+  returned: when O(wait_for) is given
+  type: float
+  sample: 12.407
 commit:
   description: Metadata of the commit read, V(null) when it does not exist.
   returned: when O(key) is given
@@ -166,11 +261,11 @@ commit:
       returned: success
 payload:
   description: The payload as text, V(null) when it is not UTF-8.
-  returned: when O(key) is given and RV(exists)
+  returned: when O(key) is given, RV(exists) and O(payloads) is true
   type: str
 payload_base64:
   description: The payload, base64-encoded (also for binary payloads).
-  returned: when O(key) is given and RV(exists)
+  returned: when O(key) is given, RV(exists) and O(payloads) is true
   type: str
 value:
   description: The payload parsed as O(format).
@@ -183,8 +278,9 @@ history:
   elements: dict
 commits:
   description:
-    - Without O(key), every key's newest commit; each has the metadata fields, C(payload), C(payload_base64)
-      and, with O(format), C(value) (or C(parse_error) when the payload does not parse).
+    - Without O(key), the newest commit of every key (or of those O(keys) and O(prefix) select); each has the
+      metadata fields and, unless O(payloads=false), C(payload), C(payload_base64) and, with O(format), C(value)
+      (or C(parse_error) when the payload does not parse).
   returned: when O(key) is not given
   type: dict
   sample:
@@ -202,6 +298,11 @@ key_names:
   returned: when O(key) is not given
   type: list
   elements: str
+missing:
+  description: The keys of O(keys) that were not listed (they do not exist, or are deleted and O(all) is false).
+  returned: when O(keys) is given
+  type: list
+  elements: str
 status:
   description: HTTP status of the failed request, V(null) when no answer came.
   returned: failure
@@ -215,24 +316,32 @@ url:
   returned: failure
   type: str
 error:
-  description: Kind of failure, for example C(RainerNotFoundError), C(RainerUnreachableError) or C(RainerTLSError).
+  description:
+    - Kind of failure, for example C(RainerNotFoundError), C(RainerUnreachableError), C(RainerTLSError),
+      C(RainerUnauthorizedError) (401) or C(RainerForbiddenError) (403).
   returned: failure
   type: str
+principal:
+  description: Who the server took the task for, when it refused access and said so (V(anonymous) without credentials).
+  returned: when the server refused access (401 or 403)
+  type: str
+  sample: ci-bot
+permission:
+  description: The permission the principal lacks (V(read) or V(write)).
+  returned: when the server refused access (401 or 403)
+  type: str
+  sample: read
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.rainer.rainer.plugins.module_utils.common import RainerTaskError, client_from_options
+from ansible_collections.rainer.rainer.plugins.module_utils.common import run_module
 from ansible_collections.rainer.rainer.plugins.module_utils.info import INFO_ARGUMENT_SPEC, INFO_MODULE_KWARGS, run_info
 
 
 def main():
     module = AnsibleModule(argument_spec=INFO_ARGUMENT_SPEC, **INFO_MODULE_KWARGS)
-    try:
-        result = run_info(client_from_options(module.params), module.params)
-    except RainerTaskError as exc:
-        module.fail_json(msg=exc.message, **exc.details)
-    module.exit_json(**result)
+    run_module(module, run_info)
 
 
 if __name__ == "__main__":

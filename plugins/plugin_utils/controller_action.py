@@ -22,11 +22,16 @@ from collections.abc import Mapping
 
 from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.rainer.rainer.plugins.module_utils.common import RainerTaskError, client_from_options
+from ansible_collections.rainer.rainer.plugins.module_utils.common import RainerTaskError, client_from_options, secrets_of
+
+#: Variables that stand in for a connection option the task leaves out (the lookup reads the
+#: same variables): ``rainer_url`` and ``rainer_token``.
+OPTION_VARIABLES = (("url", "rainer_url"), ("token", "rainer_token"))
 
 
 def plain(value):
@@ -78,10 +83,11 @@ class RainerControllerAction(ActionBase):
 
     def _args(self, task_vars):
         args = dict(self._task.args)
-        if args.get("url") is None and task_vars and task_vars.get("rainer_url") is not None:
-            url = self._templar.template(task_vars["rainer_url"])
-            if url:
-                args["url"] = url
+        for option, variable in OPTION_VARIABLES:
+            if args.get(option) is None and task_vars and task_vars.get(variable) is not None:
+                value = self._templar.template(task_vars[variable])
+                if value:
+                    args[option] = to_text(value)
         return args
 
     def _apply_task_environment(self, args):
@@ -129,4 +135,8 @@ class RainerControllerAction(ActionBase):
         except RainerTaskError as exc:
             result.update(exc.details)
             result.update(failed=True, msg=exc.message)
+        # What a module hides from its result (no_log options, the password in url), hidden here too.
+        secrets = set(getattr(validated, "_no_log_values", ())) | set(secrets_of(params))
+        if secrets:
+            result = remove_values(result, secrets)
         return result

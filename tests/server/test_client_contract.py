@@ -40,6 +40,11 @@ ERROR_NAMES = [
     "RainerUnreachableError",
     "RainerTLSError",
     "RainerProtocolError",
+    "RainerAccessError",
+    "RainerUnauthorizedError",
+    "RainerForbiddenError",
+    "RainerRateLimitedError",
+    "RainerChangeSetConflictError",
 ]
 
 

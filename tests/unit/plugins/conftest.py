@@ -9,17 +9,30 @@ Everything a real server can do is tested against a real ``rainer serve``:
 scripts/collection-test.sh starts one and writes its URL to
 tests/integration/integration_config.yml (``rainer_url``), which these
 fixtures read (or the RAINER_TEST_URL environment variable when pytest runs
-directly). Only what a real server cannot produce is simulated: a listener
+directly); a second one with ``--auth`` serves the credential tests
+(``rainer_auth_url`` and ``rainer_auth_tokens``). Only what a real server cannot produce is simulated: a listener
 that never answers (timeout), a closed port (unreachable), a plain-text
 listener spoken to over HTTPS (TLS failure) and a scripted HTTP stub for
-5xx answers and broken bodies.
+5xx answers, broken bodies, a redirect, and a 429 (which a real server gives
+only after ten failed logins, and then to every test from that address for a
+minute).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import secrets
+import shlex
+import shutil
+import signal
 import socket
+import subprocess
+import tempfile
 import threading
+import time
+import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -32,13 +45,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = os.path.join(HERE, "..", "..", "integration", "integration_config.yml")
 
 
-def _configured_url():
-    if os.environ.get("RAINER_TEST_URL"):
-        return os.environ["RAINER_TEST_URL"]
+def _configured(name, variable):
+    if os.environ.get(variable):
+        return os.environ[variable]
     if os.path.exists(CONFIG):
         with open(CONFIG) as handle:
-            return (yaml.safe_load(handle) or {}).get("rainer_url")
+            return (yaml.safe_load(handle) or {}).get(name)
     return None
+
+
+def _configured_url():
+    return _configured("rainer_url", "RAINER_TEST_URL")
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +64,95 @@ def rainer_url():
     if not url:
         pytest.skip("no Rainer server: run scripts/collection-test.sh or set RAINER_TEST_URL")
     return url.rstrip("/")
+
+
+class Secured:
+    """A ``rainer serve --auth`` on loopback (plain HTTP, which --auth allows there; the
+    integration target rainer_security adds TLS and client certificates).
+
+    Principals: ``ci-bot`` (reads everything, writes ``app.*``), ``viewer`` (reads ``app.*``),
+    ``root`` (admin); anonymous may do nothing. ``tokens`` maps each name to its token.
+    """
+
+    def __init__(self, url, tokens):
+        self.url = url.rstrip("/")
+        self.origin = self.url.rpartition("/")[0]
+        self.tokens = dict(tokens)
+
+
+def _die_with_parent():  # pragma: no cover - runs in the child before exec
+    """Have Linux stop the server when the process that started it ends, even without teardown
+    (pytest-forked ends each test's process without running session finalizers)."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:  # pylint: disable=broad-except
+        pass
+
+
+class SecuredServer(Secured):
+    """Starts a server like scripts/collection-test.sh's (see :class:`Secured`) with ``command``."""
+
+    def __init__(self, command):
+        self.folder = tempfile.mkdtemp(prefix="rainer-unit-auth-")
+        tokens = dict((name, secrets.token_urlsafe(24)) for name in ("ci-bot", "viewer", "root"))
+        line = dict((name, "sha256:" + hashlib.sha256(token.encode()).hexdigest()) for name, token in tokens.items())
+        with open(os.path.join(self.folder, "auth.yaml"), "w") as handle:
+            handle.write(
+                "roles:\n"
+                "  deployer: {read: ['*'], write: ['app.*']}\n"
+                "  reader: {read: ['app.*']}\n"
+                "principals:\n"
+                "  ci-bot: {roles: [deployer], tokens: ['%s']}\n"
+                "  viewer: {roles: [reader], tokens: ['%s']}\n"
+                "  root: {roles: [admin], tokens: ['%s']}\n"
+                "anonymous: {roles: []}\n" % (line["ci-bot"], line["viewer"], line["root"]))
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        sock.close()
+        super(SecuredServer, self).__init__("http://127.0.0.1:%d/diary" % port, tokens)
+        self.log = open(os.path.join(self.folder, "server.log"), "wb")
+        self.process = subprocess.Popen(
+            shlex.split(command) + ["--host", "127.0.0.1", "--port", str(port), "--database",
+                                    "sqlite:///%s/rainer.db" % self.folder,
+                                    "--auth", os.path.join(self.folder, "auth.yaml")],
+            stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        deadline = time.time() + 30
+        while True:
+            try:
+                urllib.request.urlopen(self.origin + "/healthz", timeout=1).read()
+                break
+            except Exception:  # pylint: disable=broad-except
+                if self.process.poll() is not None or time.time() > deadline:
+                    self.close()
+                    raise RuntimeError("rainer serve --auth did not start; see its log in %s" % self.folder)
+                time.sleep(0.2)
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        self.log.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def secured():
+    """A server with --auth: the one scripts/collection-test.sh started (rainer_auth_url and
+    rainer_auth_tokens in integration_config.yml, or RAINER_TEST_AUTH_URL and the JSON in
+    RAINER_TEST_AUTH_TOKENS), else one started here with rainer_serve (or RAINER_TEST_SERVE)."""
+    url = _configured("rainer_auth_url", "RAINER_TEST_AUTH_URL")
+    if url:
+        tokens = _configured("rainer_auth_tokens", "RAINER_TEST_AUTH_TOKENS")
+        yield Secured(url, json.loads(tokens) if isinstance(tokens, str) else tokens)
+        return
+    command = _configured("rainer_serve", "RAINER_TEST_SERVE")
+    if not command:
+        pytest.skip("no server with --auth: run scripts/collection-test.sh, or set RAINER_TEST_SERVE")
+    server = SecuredServer(command)
+    yield server
+    server.close()
 
 
 @pytest.fixture

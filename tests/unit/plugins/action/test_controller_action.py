@@ -15,6 +15,7 @@ import pytest
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar
 
+from ansible_collections.rainer.rainer.plugins.action.rainer_changeset import ActionModule as ChangeSetAction
 from ansible_collections.rainer.rainer.plugins.action.rainer_commit import ActionModule as CommitAction
 from ansible_collections.rainer.rainer.plugins.action.rainer_info import ActionModule as InfoAction
 from ansible_collections.rainer.rainer.plugins.plugin_utils.controller_action import plain
@@ -91,3 +92,33 @@ def test_other_hosts_run_the_module(transport, become, task_vars):
     kwargs = execute.call_args.kwargs
     assert kwargs["module_name"] == "rainer.rainer.rainer_info"
     assert kwargs["module_args"] == {"key": "k", "url": "http://127.0.0.1:1/diary"}
+
+
+def test_changeset_runs_in_process(rainer_url, key):
+    args = {"url": rainer_url, "changes": [{"key": key + ".a", "content": "a"}, {"key": key + ".b", "value": [1]}]}
+    action = make(ChangeSetAction, args, check_mode=True, diff=True)
+    with mock.patch.object(action, "_execute_module", side_effect=AssertionError("no module execution")):
+        result = action.run(task_vars={})
+    assert result["changed"] and len(result["diff"]) == 2 and [c["version"] for c in result["commits"]] == [1, 1]
+    assert make(ChangeSetAction, args).run(task_vars={})["changed"]
+    assert not make(ChangeSetAction, args).run(task_vars={})["changed"]
+    result = make(ChangeSetAction, {"url": rainer_url, "changes": [{"key": key}]}).run(task_vars={})
+    assert result["failed"] and "content" in result["msg"]
+
+
+def test_the_token_comes_from_rainer_token_and_never_shows(secured, key):
+    token = secured.tokens["ci-bot"]
+    action = make(CommitAction, {"key": "app." + key, "content": "x"})
+    result = action.run(task_vars={"rainer_url": secured.url, "rainer_token": token})
+    assert result["commit"]["author"] == "ci-bot"
+    action = make(CommitAction, {"url": secured.url.replace("://", "://ci-bot:%s@" % token), "key": "db." + key,
+                                 "content": token})
+    result = action.run(task_vars={})
+    assert result["failed"] and result["principal"] == "ci-bot" and token not in repr(result)
+
+
+def test_the_module_path_gets_the_token_variable():
+    action = make(InfoAction, {"key": "k"}, transport="ssh")
+    with mock.patch.object(action, "_execute_module", return_value={"changed": False}) as execute:
+        action.run(task_vars={"rainer_url": "http://127.0.0.1:1/diary", "rainer_token": "t0ken"})
+    assert execute.call_args.kwargs["module_args"] == {"key": "k", "url": "http://127.0.0.1:1/diary", "token": "t0ken"}

@@ -8,7 +8,15 @@ from __future__ import annotations
 import pytest
 
 from ansible.errors import AnsibleError
+from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import lookup_loader
+from ansible.template import Templar
+
+try:
+    from ansible.template import trust_as_template
+except ImportError:  # ansible-core < 2.19 templates every string
+    def trust_as_template(value):
+        return value
 
 from ansible_collections.rainer.rainer.plugins.module_utils.client import RainerClient
 
@@ -100,3 +108,59 @@ def test_unreachable_and_empty_terms(lookup, closed_port_url):
         lookup.run(["k"], {}, url=closed_port_url, retries=0)
     assert "cannot reach" in str(info.value) and "connection refused" in str(info.value)
     assert lookup.run([], {}, url=closed_port_url) == []
+
+
+def test_several_keys_read_just_those_keys(lookup, data, rainer_url, monkeypatch):
+    requests = count_requests(monkeypatch)
+    result = lookup.run([data + "-a", data + "-b"], {}, url=rainer_url, meta=True)
+    assert [r["key"] for r in result] == [data + "-a", data + "-b"] and len(requests) == 1
+    method, url = requests[0][:2]
+    assert method == "GET" and url.count("key=") == 2 and "payload_base64=yes" in url
+
+
+def test_prefix_returns_a_dict(lookup, data, client, rainer_url, monkeypatch):
+    client.post(data + "-p.1", 1, b"[1]")
+    client.post(data + "-p.2", 1, b"[2]")
+    client.post(data + "-p.3", 1, b"x")
+    client.post(data + "-p.3", 2, b"", empty=True)
+    requests = count_requests(monkeypatch)
+    [found] = lookup.run([], {}, url=rainer_url, prefix=data + "-p.", format="json")
+    assert found == {data + "-p.1": [1], data + "-p.2": [2]}
+    assert len(requests) == 1 and "prefix=" in requests[0][1]
+    [meta] = lookup.run([], {}, url=rainer_url, prefix=data + "-a", meta=True)
+    assert meta[data + "-a"]["version"] == 2 and meta[data + "-a"]["value"] == '{"n": 2}'
+    assert lookup.run([], {}, url=rainer_url, prefix=data + "-none") == [{}]
+    with pytest.raises(AnsibleError) as info:
+        lookup.run([], {}, url=rainer_url, prefix=data + "-")
+    assert "binary" in str(info.value)
+    with pytest.raises(AnsibleError) as info:
+        lookup.run([data + "-a"], {}, url=rainer_url, prefix=data)
+    assert "not both" in str(info.value)
+    with pytest.raises(AnsibleError) as info:
+        lookup.run([], {}, url=rainer_url, prefix=data, version=1)
+    assert "does not go with prefix" in str(info.value)
+
+
+def test_templated_variables_and_a_token(secured):
+    bot = RainerClient(secured.url, token=secured.tokens["ci-bot"])
+    if bot.head("app.lookup-token") is None:
+        bot.post("app.lookup-token", 1, b"secret value")
+    variables = {"rainer_url": trust_as_template("{{ base }}/diary"), "base": secured.origin,
+                 "rainer_token": secured.tokens["viewer"]}
+    loader = DataLoader()
+    templated = lookup_loader.get("rainer.rainer.rainer", loader=loader, templar=Templar(loader=loader, variables=variables))
+    assert templated.run(["app.lookup-token"], variables) == ["secret value"]
+
+
+def test_refusals_name_principal_key_and_permission(lookup, secured):
+    RainerClient(secured.url, token=secured.tokens["root"]).post("db.lookup-refused", 1, b"x") \
+        if RainerClient(secured.url, token=secured.tokens["root"]).head("db.lookup-refused") is None else None
+    for terms in (["db.lookup-refused"], ["app.anything", "db.lookup-refused"]):
+        with pytest.raises(AnsibleError) as info:
+            lookup.run(terms, {}, url=secured.url, token=secured.tokens["viewer"])
+        assert "principal 'viewer' may not read key 'db.lookup-refused'" in str(info.value)
+    assert lookup.run(["app.anything", "db.lookup-refused"], {}, url=secured.url, token=secured.tokens["viewer"],
+                      default="hidden") == ["hidden", "hidden"]
+    with pytest.raises(AnsibleError) as info:
+        lookup.run(["app.anything"], {}, url=secured.url.replace("://", "://ci-bot:NotTheToken@"))
+    assert "401" in str(info.value) and "NotTheToken" not in str(info.value)
