@@ -49,6 +49,11 @@ bench: system-packages $(STAMP) ansible-venv
 	$(BIN)/python bench/http_bench.py
 	$(BIN)/python bench/hostile_bench.py
 	$(BIN)/python bench/zk_bench.py
+	$(BIN)/python bench/security_bench.py
+	$(BIN)/python bench/watch_bench.py
+	$(BIN)/python bench/console_bench.py
+	$(BIN)/python bench/client_bench.py
+	$(BIN)/python bench/cli_bench.py
 	bash scripts/collection-bench.sh
 
 clean:
