@@ -12,7 +12,7 @@ help:
 	@echo "make demo    - set up and walk through Rainer on the embedded SQLite database"
 	@echo "make test    - install what the tests need and run them all (as CI does)"
 	@echo "make bench   - print the benchmark tables (see docs/benchmarks.md)"
-	@echo "make lint    - ruff and yamllint only"
+	@echo "make lint    - ruff, mypy and yamllint only"
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11+ or set PYTHON=" >&2; exit 1; }
@@ -35,12 +35,17 @@ demo: $(STAMP) ansible-venv
 lint: $(STAMP)
 	$(BIN)/ruff check src tests/server tests/harness bench
 	$(BIN)/ruff format --check src tests/server tests/harness bench
+	$(BIN)/mypy
 	$(BIN)/yamllint --strict .
 
 test-server: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider
 
 test-collection: $(STAMP)
+	bash scripts/collection-test.sh
+	# the oldest ansible-core the collection claims (meta/runtime.yml): units and integration
+	RAINER_ANSIBLE_VENV=$(CURDIR)/.venv-ansible-2.16 RAINER_ANSIBLE_MINIMAL=1 \
+	RAINER_ANSIBLE_CORE='ansible-core==2.16.*' RAINER_TEST_STEPS='build units integration' \
 	bash scripts/collection-test.sh
 
 test: system-packages lint test-server test-collection
@@ -57,4 +62,4 @@ bench: system-packages $(STAMP) ansible-venv
 	bash scripts/collection-bench.sh
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache
