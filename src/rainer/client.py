@@ -26,6 +26,7 @@ from __future__ import annotations
 import ast
 import base64
 import binascii
+import builtins
 import contextlib
 import json
 import os
@@ -36,7 +37,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Self, TypedDict, TypeVar
 from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
 from rainer import __version__, defaults, wire
@@ -153,24 +154,29 @@ class RainerCommit:
 
     @property
     def key(self) -> str:
-        return self.meta["key"]
+        key: str = self.meta["key"]
+        return key
 
     @property
     def version(self) -> int:
-        return self.meta["version"]
+        version: int = self.meta["version"]
+        return version
 
     @property
     def author(self) -> str:
-        return self.meta["author"]
+        author: str = self.meta["author"]
+        return author
 
     @property
     def comment(self) -> str:
-        return self.meta["comment"]
+        comment: str = self.meta["comment"]
+        return comment
 
     @property
     def mtime(self) -> str:
         """ISO-8601 text exactly as the server sent it, e.g. ``2014-02-11T14:01:28.839-08:00``."""
-        return self.meta["mtime"]
+        mtime: str = self.meta["mtime"]
+        return mtime
 
     @property
     def empty(self) -> bool:
@@ -347,7 +353,7 @@ class RainerClient:
             found.update(self._list_page(params + [("key", key) for key in batch]))
         return found
 
-    def _list_page(self, params: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    def _list_page(self, params: builtins.list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
         found = self._read(_with_query(self._prefix or "/", params)).json()
         if not isinstance(found, dict):
             where = self._origin + (self._prefix or "/")
@@ -360,7 +366,7 @@ class RainerClient:
         prefix: str | None,
         every: bool = False,
         payloads: bool = False,
-    ) -> list[tuple[str, str]]:
+    ) -> builtins.list[tuple[str, str]]:
         """The query parameters of a list, a blocking list or a feed."""
         params: list[tuple[str, str]] = []
         if every:
@@ -372,7 +378,7 @@ class RainerClient:
         params += [("key", key) for key in keys or ()]
         return params
 
-    def _checked_keys(self, keys: Iterable[str]) -> list[str]:
+    def _checked_keys(self, keys: Iterable[str]) -> builtins.list[str]:
         """``keys`` once each, in order, every one a valid key (else RainerBadRequestError)."""
         wanted = list(dict.fromkeys(keys))
         for key in wanted:
@@ -393,7 +399,8 @@ class RainerClient:
     def get_metadata(self, key: str, version: int | None = None) -> dict[str, Any]:
         """The metadata dict: key, version, author, comment, mtime, empty."""
         path = self._key_path(key, version) + "/meta"
-        return self._read(path, key=key, version=version).json()
+        meta: dict[str, Any] = self._read(path, key=key, version=version).json()
+        return meta
 
     def post_commit(
         self, metadata: Mapping[str, Any], value: bytes | str | None, *, mtime: str | None = None
@@ -425,7 +432,9 @@ class RainerClient:
             f"this commit was not saved: version {version} of {key!r} is another commit",
         )
 
-    def _write(self, send: Callable[[], T], landed: Callable[[], T | bool | None], taken: str) -> T:
+    def _write(
+        self, send: Callable[[], T], landed: Callable[[], T | Literal[False] | None], taken: str
+    ) -> T:
         """Send a write; after no answer (or a 502/503/504), read back whether it landed
         (``landed``: what it returned when it did, False when another write took its place,
         None when it is not there) and send it again only when it did not."""
@@ -439,7 +448,7 @@ class RainerClient:
                     with contextlib.suppress(RainerError):
                         found = landed()
                         if found:
-                            return found  # type: ignore[return-value]
+                            return found
                 raise conflict
             except RainerError as exc:
                 if not _retryable(exc):
@@ -450,7 +459,7 @@ class RainerClient:
             except RainerError as reread:
                 raise _unsure(failure, reread) from None
             if found:
-                return found  # type: ignore[return-value]
+                return found
             if attempt >= self.retries:
                 if found is False:
                     failure.args = (f"{failure}; {taken}",)
@@ -467,7 +476,7 @@ class RainerClient:
         author: str | None = None,
         comment: str = "",
         mtime: str | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> builtins.list[dict[str, Any]]:
         """Commit a change set: every change, or none of them (``POST /diary``); returns the
         new commits' metadata in order.
 
@@ -500,8 +509,8 @@ class RainerClient:
         )
 
     def _changes_landed(
-        self, items: list[dict[str, Any]], author: str | None
-    ) -> list[dict[str, Any]] | bool | None:
+        self, items: builtins.list[dict[str, Any]], author: str | None
+    ) -> builtins.list[dict[str, Any]] | Literal[False] | None:
         """Whether a change set that got no answer was saved. It is all or nothing, so its
         first change tells; the metadata of the others is then read too."""
         first = items[0]
@@ -532,7 +541,7 @@ class RainerClient:
 
     def history(
         self, key: str, limit: int | None = None, before: int | None = None
-    ) -> list[RainerCommit]:
+    ) -> builtins.list[RainerCommit]:
         """Commits of ``key`` with their values, newest first; only versions below ``before``
         when it is given, at most ``limit`` of them (every one when None).
 
@@ -639,7 +648,7 @@ class RainerClient:
 
     def _watch_delay(self, attempt: int) -> float:
         # Never zero, even with retry_delay=0: a watch that cannot reach its server must not spin.
-        return min(max(self.retry_delay, 0.1) * 2**attempt, WATCH_RETRY_MAX)
+        return min(max(self.retry_delay, 0.1) * 2.0**attempt, WATCH_RETRY_MAX)
 
     def feed(
         self,
@@ -656,7 +665,8 @@ class RainerClient:
 
         A feed that is cut (a dropped connection, a server stopping or down, nothing heard for
         45 s) is opened again after 0.5 s, 1 s, ... (at most 10 s), resuming with
-        ``Last-Event-ID``, so no commit is missed or repeated; ``on_retry`` hears of each cut.
+        ``Last-Event-ID``, so no commit is missed (the few filled in from the server's
+        database when it fell behind may come twice); ``on_retry`` hears of each cut.
         When the server no longer knows the events after that id, it says so and this lists
         the scope again: the iterator yields a ``reset`` event whose ``heads`` are the newest
         commit of every key in the scope (tombstones included), then goes on.
@@ -682,7 +692,7 @@ class RainerClient:
                 attempt = 0
                 try:
                     for fields in _server_sent_events(response):
-                        event = self._feed_event(fields, wanted, prefix, payloads)
+                        event = self._feed_event(fields, last, wanted, prefix, payloads)
                         if event is not None:
                             last = event.index
                             yield event
@@ -699,12 +709,20 @@ class RainerClient:
             attempt += 1
 
     def _feed_event(
-        self, fields: dict[str, str], keys: list[str] | None, prefix: str | None, payloads: bool
+        self,
+        fields: dict[str, str],
+        last: int,
+        keys: builtins.list[str] | None,
+        prefix: str | None,
+        payloads: bool,
     ) -> FeedEvent | None:
-        """The FeedEvent of one server-sent event; None for an event of no known kind."""
+        """The FeedEvent of one server-sent event; None for an event of no known kind. An
+        event without an id keeps the ``last`` one, as EventSource does: the server leaves it
+        off commits it filled in from its database but the last of them, so resuming from the
+        last id seen repeats those rather than miss them."""
         kind = fields.get("event", "message")
         try:
-            index = int(fields.get("id", ""))
+            index = int(fields["id"]) if "id" in fields else last
             data = json.loads(fields.get("data", ""))
         except ValueError:
             raise RainerProtocolError(f"not a Rainer feed event: {_snippet(str(fields))}") from None
@@ -847,7 +865,7 @@ class RainerClient:
                 method,
                 url,
                 body=body,
-                headers=sent,  # type: ignore[arg-type]  # http.client sends bytes as they are
+                headers=sent,  # http.client sends bytes as they are
                 # Redirects of reads are followed (as urllib followed them for pyrainer);
                 # every other retry is this client's own, the same as the collection's.
                 retries=self._get_retries if method in ("GET", "HEAD") else False,
@@ -917,7 +935,7 @@ class RainerClient:
 
     def _landed(
         self, key: str, version: int, payload: bytes, empty: bool, author: str | None
-    ) -> dict[str, Any] | bool | None:
+    ) -> dict[str, Any] | Literal[False] | None:
         """After a post without a clear answer: the metadata of ``version`` when it holds this
         commit (same author, payload and emptiness; any author when none was sent, as the
         server then recorded the principal), False when it holds another one, None when it is
@@ -1054,7 +1072,9 @@ def _proxy_for(scheme: str, host: str) -> str | None:
 
     proxies = urllib.request.getproxies_environment()
     proxy = proxies.get(scheme) or proxies.get("all")
-    if not proxy or urllib.request.proxy_bypass_environment(host, proxies):
+    # typeshed leaves out proxy_bypass_environment (undocumented, but what proxy_bypass calls).
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+    if not proxy or bypass(host, proxies):
         return None
     return proxy
 
@@ -1180,11 +1200,19 @@ _REQUIRED = re.compile(r"Authentication required to (?P<permission>\w+) (?P<key>
 _PERMISSION = re.compile(r"(?P<permission>read|write) (?P<key>.+)")
 
 
-def _refusal(text: str, key: str | None) -> dict[str, str | None]:
+class _Refusal(TypedDict):
+    """Who a 401 or 403 refused, for what and on which key: RainerAccessError's keywords."""
+
+    principal: str | None
+    permission: str | None
+    key: str | None
+
+
+def _refusal(text: str, key: str | None) -> _Refusal:
     """The principal, the permission and the key a 401 or 403 names (None for those it does
     not): ``Forbidden: ci-bot may not write 'db.x'``, ``... may not commit as 'alice'``,
     ``Authentication required to read 'k'``."""
-    found: dict[str, str | None] = {"principal": None, "permission": None, "key": key}
+    found: _Refusal = {"principal": None, "permission": None, "key": key}
     required = _REQUIRED.fullmatch(text.strip())
     if required:
         return {"principal": "anonymous", "permission": required["permission"],

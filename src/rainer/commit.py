@@ -16,6 +16,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 from rainer.errors import BadRequestError, CorruptCommitError
 
@@ -259,7 +260,7 @@ class IncompleteHeaderError(ValueError):
     """The bytes given stop before the end of the stored form's header."""
 
 
-def _decode_header(data: bytes) -> tuple[dict, int]:
+def _decode_header(data: bytes) -> tuple[dict[str, Any], int]:
     """The header dict of a stored form and the offset of the newline that ends it."""
     length_end = data.find(b"\n", 0, 12)
     if length_end < 1 or not data[:length_end].isdigit():

@@ -22,10 +22,10 @@ HEAD_TIMEOUT = 10.0
 BODY_TIMEOUT = 30.0
 #: Seconds a client may leave a response unread before its connection is dropped.
 WRITE_TIMEOUT = 60.0
-#: Seconds an idle kept-alive connection stays open.
-KEEP_ALIVE_TIMEOUT = 5.0
-#: Seconds a stop waits for requests in flight before it closes their connections.
-GRACEFUL_SHUTDOWN = 10.0
+#: Seconds an idle kept-alive connection stays open (whole seconds, as uvicorn takes them).
+KEEP_ALIVE_TIMEOUT = 5
+#: Seconds a stop waits for requests in flight before it closes their connections (whole).
+GRACEFUL_SHUTDOWN = 10
 #: Connections served at once (--max-connections); requests beyond them: 503.
 MAX_CONNECTIONS = 10_000
 

@@ -4,6 +4,7 @@ as it comes, and the change feed; each riding out a server that stops and starts
 from __future__ import annotations
 
 import contextlib
+import http.server
 import threading
 import time
 from typing import ClassVar
@@ -220,3 +221,39 @@ def test_a_feed_refused_by_the_server_is_not_retried(client):
     bad = RainerClient(client.url + "/nothing-here", retry_delay=0)
     with pytest.raises(RainerError):
         next(bad.feed())
+
+
+def test_a_feed_event_without_an_id_keeps_the_last_id():
+    """The server leaves the id off commits it filled in from its database but the last (a
+    mirror reported several commits of a key as one change). A real server cannot be made to
+    do that on cue, so a stand-in sends such a stream."""
+    meta = (
+        '{"key": "k", "version": %d, "author": "a", "comment": "", "mtime": "2026-01-01T00:00:00Z"}'
+    )
+    stream = (
+        f"id: 6\nevent: commit\ndata: {meta % 1}\n\n"
+        f"event: commit\ndata: {meta % 2}\n\n"
+        f"id: 7\nevent: commit\ndata: {meta % 3}\n\n"
+    ).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Content-Length", str(len(stream)))
+            self.end_headers()
+            self.wfile.write(stream)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = RainerClient(f"http://127.0.0.1:{server.server_port}/diary", retry_delay=0.1)
+        got = Collected(lambda on_retry: client.feed(last_event_id=5, on_retry=on_retry))
+        wait_until(lambda: len(got.items) >= 3, 15, "three events")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [(e.version, e.index) for e in got.items[:3]] == [(1, 6), (2, 6), (3, 7)]

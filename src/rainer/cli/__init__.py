@@ -13,7 +13,13 @@ import sys
 
 from rainer import __version__
 from rainer.cli import changes, edit, reading, serve, transfer, watching, writing
-from rainer.cli.common import EXIT_INTERRUPTED, EXIT_USAGE, ArgumentParser, add_global_options
+from rainer.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    ArgumentParser,
+    Handler,
+    add_global_options,
+)
 
 COMMAND_MODULES = [reading, edit, writing, changes, transfer, watching, serve]
 
@@ -35,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    args, extras = None, []
+    args: argparse.Namespace | None = None
+    extras: list[str] = []
     if "--" in argv and "watch" in argv[: argv.index("--")]:
         # `rainer watch KEY [options] -- COMMAND ...`: what follows -- is the command to run.
         # (argparse cannot take options between a positional and the -- of a list after it.)
@@ -52,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print(f"rainer: error: unrecognized arguments: {_shown(extras)}", file=sys.stderr)
         return getattr(args, "usage_status", EXIT_USAGE)
-    handler = getattr(args, "handler", None)
+    handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

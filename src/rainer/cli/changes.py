@@ -70,7 +70,7 @@ class Step:
         return {"key": self.key, "version": self.version, "payload": self.payload}
 
 
-def register(subparsers) -> None:
+def register(subparsers: common.Subparsers) -> None:
     parent = common.global_parent()
     parser = subparsers.add_parser(
         "plan",

@@ -12,7 +12,7 @@ import sys
 import traceback
 import warnings
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeAlias
 
 from rainer import wire
 from rainer.client import (
@@ -38,6 +38,8 @@ EXIT_DENIED = 4
 EXIT_INTERRUPTED = 130
 
 Handler = Callable[[argparse.Namespace], int]
+#: What ``add_subparsers`` gives: each command module's ``register`` adds its parsers to it.
+Subparsers: TypeAlias = "argparse._SubParsersAction[ArgumentParser]"
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -142,9 +144,10 @@ def add_author_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def global_parent() -> argparse.ArgumentParser:
+def global_parent() -> ArgumentParser:
     """A parent parser carrying the global options, for ``add_parser(parents=[...])``."""
-    parent = argparse.ArgumentParser(add_help=False)
+    # Of the parsers' own class, as add_parser's types ask; a parent lends only its arguments.
+    parent = ArgumentParser(add_help=False)
     add_global_options(parent)
     return parent
 
@@ -216,7 +219,7 @@ def author_from(args: argparse.Namespace, client: RainerClient | None = None) ->
     server knows them as (a server with --auth refuses any other author but an admin's); else
     the login name. getpass looks at $LOGNAME, $USER and the password database; unlike
     os.getlogin() (pyrainer's) it needs no terminal."""
-    author = setting(args, "author", "RAINER_AUTHOR")
+    author: str | None = setting(args, "author", "RAINER_AUTHOR")
     if author:
         return author
     if client is not None and client.has_credentials:

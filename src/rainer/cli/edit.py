@@ -24,7 +24,7 @@ from rainer.client import RainerClient
 from rainer.errors import CommitOrderingError, RainerAccessError, RainerError
 
 
-def register(subparsers) -> None:
+def register(subparsers: common.Subparsers) -> None:
     parser = subparsers.add_parser(
         "edit",
         parents=[common.global_parent()],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 
 
 def ask_yes_no(question: str) -> bool:
@@ -24,7 +25,9 @@ def ask_yes_no(question: str) -> bool:
         os.close(fd)
 
 
-def _ask(question: str, read_line, write) -> bool:
+def _ask(
+    question: str, read_line: Callable[[], str | None], write: Callable[[str], object]
+) -> bool:
     sys.stdout.flush()
     write(question)
     while True:

@@ -12,7 +12,7 @@ from rainer.cli.versions import starting_point
 from rainer.errors import NotFoundError
 
 
-def register(subparsers) -> None:
+def register(subparsers: common.Subparsers) -> None:
     parent = common.global_parent()
 
     parser = subparsers.add_parser(

@@ -7,11 +7,17 @@ import argparse
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from rainer import defaults
-from rainer.cli.common import EXIT_ERROR, EXIT_USAGE
+from rainer.cli.common import EXIT_ERROR, EXIT_USAGE, Subparsers
 from rainer.errors import MissingDependencyError, RainerError
 from rainer.wire import parse_yes_no
+
+if TYPE_CHECKING:
+    from rainer.keeper.link import ZooKeeperLink
+    from rainer.storage.base import Storage
+    from rainer.storage.head_view import HeadView
 
 
 def _env(name: str, default: str) -> str:
@@ -61,7 +67,7 @@ def _hosts(text: str) -> tuple[str, ...]:
     return names
 
 
-def register(subparsers) -> None:
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="run the HTTP server",
@@ -371,10 +377,10 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         storage = open_storage(args.database, args.table)
-        view = None
+        view: HeadView | None = None
         if args.zookeeper:
-            storage = _with_zookeeper(storage, args)
-            view = storage.mirror
+            link = _with_zookeeper(storage, args)
+            storage, view = link, link.mirror
         app = RainerApp(storage, config, view=view, guard=guard, audit=audit)
         if args.ui:  # the web console (issue 13)
             from rainer.server.console import Console
@@ -395,7 +401,7 @@ def run(args: argparse.Namespace) -> int:
         app.stop()
 
 
-def _with_zookeeper(database, args: argparse.Namespace):
+def _with_zookeeper(database: Storage, args: argparse.Namespace) -> ZooKeeperLink:
     try:
         from rainer.keeper.link import ZooKeeperLink
     except ImportError as exc:

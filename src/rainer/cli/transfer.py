@@ -43,7 +43,7 @@ EXPORT_HEADS_BATCH = 100
 SHOWN_PROBLEMS = 5
 
 
-def register(subparsers) -> None:
+def register(subparsers: common.Subparsers) -> None:
     parent = common.global_parent()
     parser = subparsers.add_parser(
         "export",

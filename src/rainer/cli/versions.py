@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from rainer.client import RainerClient, RainerCommit
 from rainer.errors import CommitOrderingError, NotFoundError, RainerError
 
@@ -22,7 +25,7 @@ def starting_point(
     return base, int(client.get_metadata(key)["version"])
 
 
-def describe(meta: dict | RainerCommit) -> str:
+def describe(meta: Mapping[str, Any] | RainerCommit) -> str:
     """``version 7 by bob at 2024-...Z ("comment")``."""
     if isinstance(meta, RainerCommit):
         meta = meta.meta

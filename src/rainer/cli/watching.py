@@ -28,7 +28,7 @@ from rainer.errors import NotFoundError, RainerError
 EXIT_TERMINATED = 128 + signal.SIGTERM
 
 
-def register(subparsers) -> None:
+def register(subparsers: common.Subparsers) -> None:
     parser = subparsers.add_parser(
         "watch",
         parents=[common.global_parent()],

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 from rainer.cli import common
 from rainer.cli.common import EXIT_CONFLICT, CommandError, command
@@ -16,7 +18,7 @@ from rainer.client import RainerClient
 from rainer.errors import CommitOrderingError, NotFoundError
 
 
-def register(subparsers) -> None:
+def register(subparsers: common.Subparsers) -> None:
     parent = common.global_parent()
 
     parser = subparsers.add_parser(
@@ -59,7 +61,7 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=revert)
 
 
-def post(client: RainerClient, metadata: dict, value: bytes | None) -> dict:
+def post(client: RainerClient, metadata: Mapping[str, Any], value: bytes | None) -> dict[str, Any]:
     """Post; a conflict becomes an error naming who committed in between (exit 3)."""
     try:
         return client.post_commit(metadata, value)

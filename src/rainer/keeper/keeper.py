@@ -29,8 +29,8 @@ from kazoo.interfaces import IAsyncResult
 from kazoo.security import ACL, Permissions
 
 from rainer import defaults
-from rainer.commit import Commit, CorruptCommitError
-from rainer.errors import BadRequestError, PayloadTooLargeError, RainerError
+from rainer.commit import Commit
+from rainer.errors import BadRequestError, CorruptCommitError, PayloadTooLargeError, RainerError
 from rainer.keeper.security import ZooKeeperSecurityError, describe_acl, same_acl
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,8 @@ class Keeper:
     def acl(self) -> list[ACL] | None:
         """The ACL of every node this keeper's client creates (its ``default_acl``); None when
         nodes are created open to everyone, as the original's were."""
-        return self.client.default_acl
+        acl: list[ACL] | None = self.client.default_acl
+        return acl
 
     @property
     def base_paths(self) -> tuple[str, str, str]:

@@ -43,7 +43,7 @@ from rainer.storage.base import Storage
 log = logging.getLogger(__name__)
 
 
-class _KazooLog(logging.LoggerAdapter):
+class _KazooLog(logging.LoggerAdapter[logging.Logger]):
     """kazoo's own logger (``kazoo.client``), seen through on the way.
 
     - kazoo logs every request it sends at DEBUG, the authentication included, password and

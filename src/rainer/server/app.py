@@ -30,7 +30,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import TypeVar, TypeVarTuple
 from urllib.parse import quote
 
 from rainer import defaults, wire
@@ -46,6 +47,7 @@ from rainer.errors import (
     StorageUnavailableError,
 )
 from rainer.server import changesets, listing, openapi, validation, watch
+from rainer.server.asgi_types import App, Receive, Scope, Send
 from rainer.server.audit import AuditLog
 from rainer.server.auth import Credentials, Guard, Patterns, Principal
 from rainer.server.commit_cache import CommitCache
@@ -67,6 +69,9 @@ from rainer.storage.cached import HeadCache
 from rainer.storage.head_view import HeadView
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 _CACHED = encode_headers([(wire.HEADER_CACHED, "Yes")])
 _UNAVAILABLE_LOG_EVERY = 10.0  # seconds between two log lines about an unavailable database
@@ -192,7 +197,7 @@ class RainerApp:
         self._whole_bytes = min(self.cache.max_entry_bytes, listing.WHOLE_BYTES)
         self._openapi_response: Response | None = None
         #: The web console's ASGI application, served under /ui/ (None: not served).
-        self.console: Callable[..., Any] | None = None
+        self.console: App | None = None
         self._hosts: dict[bytes, bool] = {}
         self._unavailable_logged = 0.0
         self._started = False
@@ -218,7 +223,7 @@ class RainerApp:
             self.storage.stop()
             self._started = False
 
-    async def _lifespan(self, receive, send) -> None:
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -237,7 +242,7 @@ class RainerApp:
 
     # -- ASGI entry ------------------------------------------------------------------------
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.console is not None and _for_console(scope):
             try:
                 self._check_host(scope)
@@ -272,7 +277,13 @@ class RainerApp:
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 
-    async def _send(self, scope, send, response: Response | Streamed | Feed, receive=None) -> None:
+    async def _send(
+        self,
+        scope: Scope,
+        send: Send,
+        response: Response | Streamed | Feed,
+        receive: Receive | None = None,
+    ) -> None:
         head = scope["method"] == "HEAD"
         start = {"type": "http.response.start", "status": response.status}
         await send({**start, "headers": response.headers})
@@ -291,7 +302,7 @@ class RainerApp:
             return
         await send({"type": "http.response.body", "body": b"" if head else response.body})
 
-    async def _stream(self, send, receive, chunks: Iterator[bytes]) -> None:
+    async def _stream(self, send: Send, receive: Receive | None, chunks: Iterator[bytes]) -> None:
         """Send ``chunks``, each made on a rendering thread while the previous one is sent, and
         stop making them as soon as the client goes away."""
         loop = asyncio.get_running_loop()
@@ -314,7 +325,7 @@ class RainerApp:
             if close is not None:
                 await loop.run_in_executor(self._rendering, close)
 
-    def _log_unavailable(self, scope, exc: StorageUnavailableError) -> None:
+    def _log_unavailable(self, scope: Scope, exc: StorageUnavailableError) -> None:
         # One line per outage every few seconds, not one per request.
         now = time.monotonic()
         if now - self._unavailable_logged >= _UNAVAILABLE_LOG_EVERY:
@@ -323,7 +334,9 @@ class RainerApp:
 
     # -- routing ---------------------------------------------------------------------------
 
-    async def _route(self, scope, receive, facts: _Facts) -> Response | Streamed:
+    async def _route(
+        self, scope: Scope, receive: Receive, facts: _Facts
+    ) -> Response | Streamed | Feed:
         self._check_host(scope)
         path: bytes = scope.get("raw_path") or scope["path"].encode()
         path = path.split(b"?", 1)[0]
@@ -386,7 +399,7 @@ class RainerApp:
 
     # -- who may do what (--auth) ----------------------------------------------------------
 
-    def _identify(self, scope, facts: _Facts) -> Principal:
+    def _identify(self, scope: Scope, facts: _Facts) -> Principal:
         """The request's principal, from its Authorization header or its TLS certificate."""
         assert self.guard is not None
         authorization = None
@@ -410,7 +423,7 @@ class RainerApp:
         if not allowed:
             raise Guard.refuse(who, key, permission)
 
-    def _audit_line(self, scope, facts: _Facts, status: int) -> None:
+    def _audit_line(self, scope: Scope, facts: _Facts, status: int) -> None:
         self.audit_write(
             principal=facts.principal,
             address=(scope.get("client") or ("-", 0))[0],
@@ -423,7 +436,7 @@ class RainerApp:
             failed_auth=facts.failed_auth,
         )
 
-    def _check_host(self, scope) -> None:
+    def _check_host(self, scope: Scope) -> None:
         """Refuse Host names the server was not told to answer for: a page that rebinds its own
         name to 127.0.0.1 must not reach a server on loopback (DNS rebinding)."""
         for name, value in scope["headers"]:
@@ -437,7 +450,7 @@ class RainerApp:
                     raise Refused(421, "Host not allowed: start the server with --allowed-hosts")
                 return
 
-    async def _in_thread(self, function: Callable[..., Any], *args: Any) -> Any:
+    async def _in_thread(self, function: Callable[[*Ts], T], *args: *Ts) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
 
     # -- reads -----------------------------------------------------------------------------
@@ -481,13 +494,13 @@ class RainerApp:
             return entry.meta_response() if meta else entry.payload_response()
         if version < 1 or (view is not None and view.complete and _beyond_head(view, key, version)):
             raise NotFoundError("Key not found")
-        entry = self.cache.get(key, version)
-        if entry is None or entry.commit is None:
+        cached = self.cache.get(key, version)
+        if cached is None or cached.commit is None:
             found = await self._in_thread(self.storage.get, key, version)
             if found is None:
                 raise NotFoundError("Key not found")
-            entry = self.cache.put(found)
-        return entry.meta_response() if meta else entry.payload_response()
+            cached = self.cache.put(found)
+        return cached.meta_response() if meta else cached.payload_response()
 
     async def _load(self, info: CommitInfo) -> Response:
         """The payload answer for a head the view knows, read from the database."""
@@ -606,7 +619,7 @@ class RainerApp:
 
     # -- watching ----------------------------------------------------------------------------
 
-    async def _feed(self, scope, send, receive, feed: Feed) -> None:
+    async def _feed(self, scope: Scope, send: Send, receive: Receive | None, feed: Feed) -> None:
         """Send commits as server-sent events until the client goes away or the server stops:
         first those after ``Last-Event-ID`` (or a ``reset`` event when they are no longer
         known), then each as it comes, with keep-alive comments in quiet times."""
@@ -617,11 +630,19 @@ class RainerApp:
         async def emit(changes: Iterable[Change]) -> None:
             for change in changes:
                 if feed.in_scope(change.key):
-                    for index, info in await self._commits_of(change, sent):
-                        await send_event("commit", index, await self._event(info, feed))
+                    found = await self._commits_of(change, sent)
+                    for position, (index, info) in enumerate(found, start=1):
+                        # Commits filled in from the database share their change's index: only
+                        # the last carries it as its id, so a client resuming from that id has
+                        # had them all, and one cut off before it gets them again.
+                        last = position == len(found)
+                        data = await self._event(info, feed)
+                        await send_event("commit", index if last else None, data)
 
-        async def send_event(kind: str, index: int, data: bytes) -> None:
-            event = b"id: %d\nevent: %s\ndata: %s\n\n" % (index, kind.encode(), data)
+        async def send_event(kind: str, index: int | None, data: bytes) -> None:
+            event = b"event: %s\ndata: %s\n\n" % (kind.encode(), data)
+            if index is not None:
+                event = b"id: %d\n" % index + event
             await send({"type": "http.response.body", "body": event, "more_body": True})
 
         try:
@@ -777,7 +798,9 @@ class RainerApp:
 
     # -- writes ----------------------------------------------------------------------------
 
-    async def _changeset(self, scope, receive, who: Principal | None, facts: _Facts) -> Response:
+    async def _changeset(
+        self, scope: Scope, receive: Receive, who: Principal | None, facts: _Facts
+    ) -> Response:
         """``POST PREFIX``: many commits, all or nothing."""
         headers = rainer_headers(scope["headers"])
         content_type = _header(scope, b"content-type").split(";")[0].strip().lower()
@@ -832,7 +855,13 @@ class RainerApp:
         return json_response(200, [commit.meta() for commit in commits])
 
     async def _post(
-        self, scope, receive, key: str, version: int, who: Principal | None, facts: _Facts
+        self,
+        scope: Scope,
+        receive: Receive,
+        key: str,
+        version: int,
+        who: Principal | None,
+        facts: _Facts,
     ) -> Response:
         validate_key(key, new=True)
         headers = rainer_headers(scope["headers"])
@@ -989,7 +1018,7 @@ class RainerApp:
         """The metadata of up to ``limit`` commits of ``key``, newest first, below ``before``."""
         return await self._in_thread(self.storage.history_infos, key, limit, before)
 
-    async def _read_body(self, headers: dict[str, str], receive, limit: int = 0) -> bytes:
+    async def _read_body(self, headers: dict[str, str], receive: Receive, limit: int = 0) -> bytes:
         limit = limit or self.config.max_payload_bytes
         declared = headers.get("content-length")
         if (
@@ -1021,23 +1050,24 @@ class RainerApp:
     async def _validate(self, payload: bytes) -> None:
         assert self.validator is not None
         # Large payloads wait for a parsing process on their own threads, never on the storage's.
-        pool = self.executor if len(payload) <= validation.INLINE_BYTES else self._validating
+        pool = self.executor if len(payload) <= defaults.VALIDATE_INLINE_BYTES else self._validating
         loop = asyncio.get_running_loop()
         reason = await loop.run_in_executor(pool, self.validator.check, payload)
         if reason is not None:
             raise BadRequestError(f"Malformed input: {reason}")
 
 
-def _header(scope, name: bytes) -> str:
+def _header(scope: Scope, name: bytes) -> str:
     """A request header's value (Latin-1), or "" when it is absent."""
-    for found, value in scope["headers"]:
+    headers: Iterable[tuple[bytes, bytes]] = scope["headers"]
+    for found, value in headers:
         if found == name:
             return value.decode("latin-1")
     return ""
 
 
-def _for_console(scope) -> bool:
-    path = scope["path"]
+def _for_console(scope: Scope) -> bool:
+    path: str = scope["path"]
     return path == "/ui" or path.startswith("/ui/")
 
 
@@ -1107,7 +1137,7 @@ def _check_characters(value: str, header: str, allow_tab: bool) -> None:
             )
 
 
-def _mtime(value: str | None):
+def _mtime(value: str | None) -> datetime:
     if value is None:
         return now()
     try:
@@ -1149,7 +1179,7 @@ class _Payloads:
         return self.storage.payload_slices(info.key, info.version, info.size)
 
 
-def _last_event_id(scope) -> int | None:
+def _last_event_id(scope: Scope) -> int | None:
     """The ``Last-Event-ID`` a resuming event-stream client sends, when it is a number."""
     text = _header(scope, b"last-event-id").strip()
     return int(text) if text.isascii() and text.isdigit() and len(text) < 20 else None
@@ -1177,9 +1207,11 @@ def _paced(chunks: Iterator[bytes]) -> bytes | None:
     return chunk
 
 
-async def _disconnected(receive) -> None:
-    """Returns once the client has gone away (uvicorn says so through ``receive``)."""
+async def _disconnected(receive: Receive | None) -> None:
+    """Returns once the client has gone away (uvicorn says so through ``receive``); never
+    without ``receive`` (until cancelled)."""
     if receive is None:
-        await asyncio.Event().wait()
+        await asyncio.Event().wait()  # set by nobody: waits until cancelled
+        return
     while (await receive())["type"] != "http.disconnect":
         pass

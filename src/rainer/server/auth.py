@@ -169,7 +169,9 @@ class _Reader:
         where = f"{self.path} line {node.start_mark.line + 1}" if node is not None else self.path
         return PolicyError(f"{where}: {reason}")
 
-    def mapping(self, node: yaml.Node, what: str, known: set[str] | None = None) -> dict:
+    def mapping(
+        self, node: yaml.Node, what: str, known: set[str] | None = None
+    ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
         if not isinstance(node, yaml.MappingNode):
             raise self.fail(node, f"{what} must be a mapping")
         found: dict[str, tuple[yaml.Node, yaml.Node]] = {}
@@ -193,7 +195,7 @@ class _Reader:
         node = field[1]
         if not isinstance(node, yaml.SequenceNode):
             raise self.fail(node, f"{what} must be a list")
-        found = []
+        found: list[tuple[yaml.Node, str]] = []
         for item in node.value:
             if not isinstance(item, yaml.ScalarNode) or not item.value:
                 raise self.fail(item, f"{what}: every item must be non-empty text")
@@ -261,7 +263,12 @@ class _Reader:
             )
         return match.group(1)
 
-    def principal(self, name: str, fields: dict, roles: dict) -> Principal:
+    def principal(
+        self,
+        name: str,
+        fields: dict[str, tuple[yaml.Node, yaml.Node]],
+        roles: dict[str, tuple[Patterns, Patterns]],
+    ) -> Principal:
         held: list[str] = []
         read = write = Patterns()
         for item, role in self.strings(fields.get("roles"), f"{name!r} roles"):

@@ -10,6 +10,7 @@ together at the end of the step; large writes go out at once, so a big payload i
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 _SEND_AT_ONCE_BYTES = 64 * 1024
 
@@ -45,6 +46,6 @@ class CoalescingTransport:
         self.flush()
         self._transport.close()
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         # Everything else (is_closing, get_extra_info, pause_reading, ...) is the transport's.
         return getattr(self._transport, name)

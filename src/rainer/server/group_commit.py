@@ -10,17 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import queue
 import threading
 from collections.abc import Sequence
+from typing import Final, TypeAlias
 
 from rainer.commit import Commit
 from rainer.storage.base import Storage
 
 log = logging.getLogger(__name__)
 
-_STOP = object()
+
+class _Stop(enum.Enum):
+    """The item that tells the writer thread to stop (an enum member, so checks narrow on it)."""
+
+    STOP = enum.auto()
+
+
+_STOP: Final = _Stop.STOP
 
 
 class GroupCommitter:
@@ -29,7 +38,7 @@ class GroupCommitter:
     def __init__(self, storage: Storage, max_batch: int = 256) -> None:
         self.storage = storage
         self.max_batch = max_batch
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="rainer-group-commit", daemon=True)
         self._started = False
 
@@ -50,20 +59,21 @@ class GroupCommitter:
 
         Answers reach each event loop once per batch rather than once per commit.
         """
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.put((commit, future))
         await future
 
     async def save_changeset_async(self, commits: Sequence[Commit]) -> None:
         """Save ``commits`` all or nothing (``Storage.save_changeset``), in its own transaction on
         the writer thread, in order with the single commits around it."""
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.put((_ChangeSet(commits), future))
         await future
 
     def _run(self) -> None:
         stopping = False
-        held = None  # a change set met while gathering a batch: written right after it
+        # A change set met while gathering a batch: written right after it.
+        held: _Item | None = None
         while not stopping:
             item = held if held is not None else self._queue.get()
             held = None
@@ -87,7 +97,7 @@ class GroupCommitter:
                 batch.append(item)
             self._write(batch)
 
-    def _write_changeset(self, item: tuple[_ChangeSet, asyncio.Future]) -> None:
+    def _write_changeset(self, item: tuple[_ChangeSet, asyncio.Future[None]]) -> None:
         changeset, future = item
         if not _still_wanted(future):
             return
@@ -99,7 +109,7 @@ class GroupCommitter:
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
             future.get_loop().call_soon_threadsafe(_answer, [(future, error)])
 
-    def _write(self, batch: list[tuple[Commit, asyncio.Future]]) -> None:
+    def _write(self, batch: list[tuple[Commit, asyncio.Future[None]]]) -> None:
         # A save whose caller gave up before it started (a client that went away) is dropped:
         # nobody was told it succeeded. Once running, it is saved and answered regardless.
         batch = [(commit, future) for commit, future in batch if _still_wanted(future)]
@@ -110,7 +120,10 @@ class GroupCommitter:
         except Exception as exc:  # every commit in the batch gets the error
             log.exception("saving a batch of %d commits failed", len(batch))
             results = [exc] * len(batch)
-        by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+        by_loop: dict[
+            asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], Exception | None]]
+        ]
+        by_loop = {}
         for (_, future), error in zip(batch, results, strict=True):
             by_loop.setdefault(future.get_loop(), []).append((future, error))
         for loop, answers in by_loop.items():
@@ -128,13 +141,13 @@ class _ChangeSet:
         self.commits = list(commits)
 
 
-def _still_wanted(future: asyncio.Future) -> bool:
+def _still_wanted(future: asyncio.Future[None]) -> bool:
     # Read from another thread: at worst a save whose caller just left is made anyway, like one
     # whose answer was lost on the network.
     return not future.cancelled()
 
 
-def _answer(answers: list[tuple[asyncio.Future, Exception | None]]) -> None:
+def _answer(answers: list[tuple[asyncio.Future[None], Exception | None]]) -> None:
     """On the event loop: complete the futures of one batch."""
     for future, error in answers:
         if future.done():
@@ -143,3 +156,10 @@ def _answer(answers: list[tuple[asyncio.Future, Exception | None]]) -> None:
             future.set_result(None)
         else:
             future.set_exception(error)
+
+
+#: What the writer thread's queue holds: a commit or a change set with the future its caller
+#: awaits, or the order to stop.
+_Item: TypeAlias = (
+    "tuple[Commit, asyncio.Future[None]] | tuple[_ChangeSet, asyncio.Future[None]] | _Stop"
+)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from importlib import resources
+from typing import Any
 
 import yaml
 
@@ -17,12 +18,13 @@ DOCUMENTED_PREFIX = "/diary"
 
 
 @cache
-def _document() -> dict:
+def _document() -> dict[str, Any]:
     text = resources.files(__package__).joinpath("openapi.yaml").read_text("utf-8")
-    return yaml.safe_load(text)
+    document: dict[str, Any] = yaml.safe_load(text)
+    return document
 
 
-def description(prefix: str = DOCUMENTED_PREFIX) -> dict:
+def description(prefix: str = DOCUMENTED_PREFIX) -> dict[str, Any]:
     """The OpenAPI document for a server whose API is mounted under ``prefix``."""
     document = dict(_document())
     prefix = prefix.rstrip("/")

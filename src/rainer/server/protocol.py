@@ -24,6 +24,7 @@ import asyncio
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from rainer.defaults import HEAD_TIMEOUT, MAX_HEAD_BYTES, MAX_HEADERS, WRITE_TIMEOUT
+from rainer.server.asgi_types import App, Receive, Scope, Send
 from rainer.server.coalescing import CoalescingTransport
 
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
@@ -37,6 +38,9 @@ class RainerHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with bounded request heads, a head timeout and a write
     timeout, on a coalescing transport."""
 
+    # uvicorn narrows the transport to asyncio.Transport (ignoring the override itself), and
+    # the coalescing transport is one by delegation, not by class: its missing methods are the
+    # wrapped transport's (a subclass would inherit asyncio.Transport's NotImplementedError ones).
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
         self._max_connections = self.config.limit_concurrency
@@ -169,11 +173,11 @@ class RainerHttpProtocol(HttpToolsProtocol):
         self._head_timer = self._write_timer = None
 
 
-def _too_busy(limit: int):
+def _too_busy(limit: int) -> App:
     """An ASGI application answering 503 when ``limit`` connections are being served."""
     body = f"Too many connections: at most {limit} are served at once; try again".encode()
 
-    async def answer(scope, receive, send) -> None:
+    async def answer(scope: Scope, receive: Receive, send: Send) -> None:
         headers = [
             (b"content-length", b"%d" % len(body)),
             (b"content-type", b"text/plain; charset=UTF-8"),
@@ -186,9 +190,10 @@ def _too_busy(limit: int):
     return answer
 
 
-def _tls_extension(transport: asyncio.Transport) -> dict[str, object] | None:
+def _tls_extension(transport: asyncio.Transport) -> dict[object, object] | None:
     """What a TLS connection tells the application, as ASGI's TLS extension names it: the
-    subject common name of the client certificate, when one was presented and verified."""
+    subject common name of the client certificate, when one was presented and verified.
+    (Typed as uvicorn types a scope's extensions.)"""
     ssl_object = transport.get_extra_info("ssl_object")
     if ssl_object is None:
         return None

@@ -15,10 +15,12 @@ import importlib.util
 import logging
 import resource
 import signal
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypedDict
 
 import uvicorn
 
@@ -40,6 +42,15 @@ class Tls:
     client_ca: str | None = None
 
 
+class _TlsOptions(TypedDict, total=False):
+    """uvicorn.Config's TLS keywords, as ``--tls-*`` set them."""
+
+    ssl_certfile: str
+    ssl_keyfile: str
+    ssl_ca_certs: str | None
+    ssl_cert_reqs: int
+
+
 def run_server(
     app: RainerApp,
     host: str,
@@ -52,7 +63,7 @@ def run_server(
     """Serve until SIGTERM or Ctrl-C, re-reading what can be re-read on SIGHUP; returns the exit
     code."""
     _allow_open_files(max_connections + 256)
-    tls_options: dict[str, object] = {}
+    tls_options: _TlsOptions = {}
     if tls is not None:
         tls_options = {
             "ssl_certfile": tls.cert,
@@ -138,7 +149,7 @@ class _Server(uvicorn.Server):
         self.on_hang_up = on_hang_up
         self.on_stopping = on_stopping
 
-    async def shutdown(self, sockets=None) -> None:
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         # Requests waiting for a change are answered now, and feeds end, rather than holding
         # the stop for the whole graceful period.
         self.on_stopping()

@@ -26,6 +26,8 @@ import struct
 import subprocess
 import sys
 import threading
+from collections.abc import Iterable
+from typing import IO
 
 import yaml
 
@@ -67,6 +69,7 @@ def _check_depth(value: object) -> None:
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        children: Iterable[object]
         if isinstance(item, dict):
             children = item.values()
         elif isinstance(item, list):
@@ -179,7 +182,7 @@ class _WorkerProcess:
                     stream.close()
 
 
-def _read(stream, size: int, timeout: float) -> bytes:
+def _read(stream: IO[bytes], size: int, timeout: float) -> bytes:
     """Exactly ``size`` bytes from a pipe, waiting at most ``timeout`` seconds for each read."""
     fd = stream.fileno()
     chunks = []

@@ -55,7 +55,9 @@ class Change:
 class _Waiter:
     __slots__ = ("future", "matches")
 
-    def __init__(self, future: asyncio.Future, matches: Callable[[Change], bool]) -> None:
+    def __init__(
+        self, future: asyncio.Future[Change | None], matches: Callable[[Change], bool]
+    ) -> None:
         self.future = future
         self.matches = matches
 
@@ -68,7 +70,7 @@ class Watch:
         self._by_key: dict[str, set[_Waiter]] = {}
         self._listers: set[_Waiter] = set()
         self.recent: deque[Change] = deque(maxlen=FEED_MEMORY)
-        self._feeds: set[asyncio.Queue] = set()
+        self._feeds: set[asyncio.Queue[list[Change] | None]] = set()
         self.closing = False
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -129,13 +131,14 @@ class Watch:
             return False
         return waiter.future.result() is not None
 
-    def feed(self) -> asyncio.Queue:
-        """A queue that receives every batch of changes from now on; ``unfeed`` it after."""
-        queue: asyncio.Queue = asyncio.Queue()
+    def feed(self) -> asyncio.Queue[list[Change] | None]:
+        """A queue that receives every batch of changes from now on (None when the server
+        stops); ``unfeed`` it after."""
+        queue: asyncio.Queue[list[Change] | None] = asyncio.Queue()
         self._feeds.add(queue)
         return queue
 
-    def unfeed(self, queue: asyncio.Queue) -> None:
+    def unfeed(self, queue: asyncio.Queue[list[Change] | None]) -> None:
         self._feeds.discard(queue)
 
     def close(self) -> None:

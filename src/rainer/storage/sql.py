@@ -17,6 +17,8 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, TypeVarTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
@@ -34,7 +36,14 @@ from rainer.errors import (
 )
 from rainer.storage.base import SLICE_BYTES, OnUnreadable, Storage
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine.interfaces import DBAPIConnection
+    from sqlalchemy.pool import ConnectionPoolEntry
+
 log = logging.getLogger(__name__)
+
+#: The columns of a statement, and of the rows it gives.
+Ts = TypeVarTuple("Ts")
 
 #: How much of each stored form a metadata read takes: the header, in all but odd cases.
 _INFO_PREFIX_BYTES = 2048
@@ -67,24 +76,24 @@ def database_url(text: str) -> URL:
     return url
 
 
-class KeyName(sa.types.TypeDecorator):
+class KeyName(sa.types.TypeDecorator[str]):
     """A key: text everywhere, but VARBINARY(255) on MySQL as in the original schema, so keys
     compare byte for byte there too (MySQL's text collations would make "A" equal "a")."""
 
     impl = sa.String(255)
     cache_ok = True
 
-    def load_dialect_impl(self, dialect):
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
         if dialect.name == "mysql":
             return dialect.type_descriptor(mysql.VARBINARY(255))
         return dialect.type_descriptor(sa.String(255))
 
-    def process_bind_param(self, value, dialect):
+    def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> str | bytes | None:
         if dialect.name == "mysql" and isinstance(value, str):
             return value.encode("utf-8")
         return value
 
-    def process_result_value(self, value, dialect):
+    def process_result_value(self, value: str | bytes | None, dialect: sa.Dialect) -> str | None:
         return _text(value) if value is not None else None
 
 
@@ -119,7 +128,7 @@ class SqlStorage(Storage):
         self._reader: Engine | None = None
         self._writer: sa.Connection | None = None
         self._has_is_empty = True
-        self._maxes_statements: dict[int, sa.Select] = {}
+        self._maxes_statements: dict[int, sa.Select[*tuple[Any, ...]]] = {}
         self._unreadable_logged: set[tuple[str, int]] = set()
 
     # -- life cycle ------------------------------------------------------------------------
@@ -163,7 +172,7 @@ class SqlStorage(Storage):
             engine = sa.create_engine(self.url, pool_size=self.pool_size, max_overflow=8)
 
             @sa.event.listens_for(engine, "connect")
-            def _durable(dbapi_connection, _record) -> None:
+            def _durable(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
                 # WAL with a full sync: a commit is on disk before the 200 leaves the server.
                 cursor = dbapi_connection.cursor()
                 cursor.execute("PRAGMA journal_mode=WAL")
@@ -281,7 +290,7 @@ class SqlStorage(Storage):
             raise StorageUnavailableError("storage is not started")
         return self._engine
 
-    def _rows(self, statement, **params) -> list[sa.Row]:
+    def _rows(self, statement: sa.Select[*Ts], **params: object) -> Sequence[sa.Row[*Ts]]:
         reader = self._reader
         if reader is None:
             raise StorageUnavailableError("storage is not started")
@@ -343,7 +352,7 @@ class SqlStorage(Storage):
             )
         return error
 
-    def _commits(self, rows: Sequence[sa.Row]) -> list[Commit]:
+    def _commits(self, rows: Sequence[sa.Row[*tuple[Any, ...]]]) -> list[Commit]:
         """The commits of many rows; rows that cannot be read are left out (and logged)."""
         found = []
         for name, version, stored in rows:
@@ -352,7 +361,7 @@ class SqlStorage(Storage):
         return found
 
     def _infos(
-        self, rows: Sequence[sa.Row], on_unreadable: OnUnreadable | None
+        self, rows: Sequence[sa.Row[*tuple[Any, ...]]], on_unreadable: OnUnreadable | None
     ) -> list[CommitInfo]:
         found = []
         for name, version, head, size in rows:
@@ -402,10 +411,12 @@ class SqlStorage(Storage):
         return bytes(rows[0][0])
 
     def commit_count(self) -> int:
-        return self._rows(sa.select(sa.func.count()).select_from(self._table))[0][0]
+        count: int = self._rows(sa.select(sa.func.count()).select_from(self._table))[0][0]
+        return count
 
     def head_version(self, key: str) -> int | None:
-        return self._rows(self._select_max, key=key)[0][0]
+        version: int | None = self._rows(self._select_max, key=key)[0][0]
+        return version
 
     def get_many(self, wanted: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Commit]:
         found: dict[tuple[str, int], Commit] = {}
@@ -415,7 +426,9 @@ class SqlStorage(Storage):
                 found[commit.key, commit.version] = commit
         return found
 
-    def _page(self, statement, key: str, limit: int | None, before: int | None):
+    def _page(
+        self, statement: sa.Select[*Ts], key: str, limit: int | None, before: int | None
+    ) -> sa.Select[*Ts]:
         t = self._table
         statement = statement.where(t.c.name == key)
         if before is not None:
@@ -490,9 +503,9 @@ class SqlStorage(Storage):
             try:
                 with self._writing() as connection, connection.begin():
                     results, rows = self._check_order(connection, commits)
-                    conflicts = [error for error in results if error is not None]
+                    conflicts = [e for e in results if isinstance(e, CommitOrderingError)]
                     if conflicts:
-                        raise ChangeSetConflictError(conflicts)  # type: ignore[arg-type]
+                        raise ChangeSetConflictError(conflicts)
                     connection.execute(self._insert, rows)
                 return
             except IntegrityError:
@@ -501,7 +514,7 @@ class SqlStorage(Storage):
                 raise _unavailable(exc) from exc
         raise StorageUnavailableError("change set kept racing other writers; try again")
 
-    def _writing(self):
+    def _writing(self) -> AbstractContextManager[sa.Connection]:
         """A connection for one write transaction.
 
         With SQLite, writes are serialized by the write lock, so the writer keeps one connection
@@ -531,7 +544,7 @@ class SqlStorage(Storage):
             error = _unavailable(exc)
             return [error for _ in commits]
 
-    def _maxes(self, count: int) -> sa.Select:
+    def _maxes(self, count: int) -> sa.Select[*tuple[Any, ...]]:
         """One row holding the newest version of each of ``count`` keys.
 
         A scalar ``max(version)`` per key is answered from the primary key's index; a single
@@ -551,14 +564,16 @@ class SqlStorage(Storage):
             self._maxes_statements[count] = statement
         return statement
 
-    def _check_order(self, connection, commits: Sequence[Commit]):
+    def _check_order(
+        self, connection: sa.Connection, commits: Sequence[Commit]
+    ) -> tuple[list[Exception | None], list[dict[str, object]]]:
         keys = list(dict.fromkeys(commit.key for commit in commits))
         newest = connection.execute(
             self._maxes(len(keys)), {f"k{i}": key for i, key in enumerate(keys)}
         ).one()
         heads = {key: version for key, version in zip(keys, newest, strict=True) if version}
         results: list[Exception | None] = []
-        rows = []
+        rows: list[dict[str, object]] = []
         for commit in commits:
             expected = heads.get(commit.key, 0) + 1
             if commit.version != expected:

@@ -32,9 +32,9 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol, TypedDict
 from urllib.parse import quote, unquote, urlsplit
 
 from rainer import defaults, wire
@@ -48,6 +48,7 @@ from rainer.errors import (
     StorageUnavailableError,
 )
 from rainer.server.app import RainerApp
+from rainer.server.asgi_types import Receive, Scope, Send
 from rainer.server.auth import Credentials, Principal
 from rainer.server.console import render, views
 from rainer.server.request import INT_MAX, Query, decode
@@ -112,6 +113,23 @@ class Page:
         ]
 
 
+class Meanwhile(TypedDict):
+    """What a revert page shows of the commits made since the version the revert was based
+    on: that version, the newest of those commits, and how many there were."""
+
+    base: Commit
+    commits: list[CommitInfo]
+    count: int
+
+
+class _Again(Protocol):
+    """The revert page again, with an error (and what was committed meanwhile)."""
+
+    async def __call__(
+        self, status: int, error: str, meanwhile: Meanwhile | None = None
+    ) -> Page: ...
+
+
 class _SignInFirst(Exception):
     """The visitor must sign in to see this (anonymous, with --auth)."""
 
@@ -121,17 +139,18 @@ class Visit:
 
     __slots__ = ("cookies", "path", "query", "scope", "who")
 
-    def __init__(self, scope: dict[str, Any]) -> None:
+    def __init__(self, scope: Scope) -> None:
         self.scope = scope
         self.query = Query(scope.get("query_string", b""))
         self.cookies = _cookies(scope)
-        self.path = (scope.get("raw_path") or scope["path"].encode()).split(b"?", 1)[0]
+        self.path: bytes = (scope.get("raw_path") or scope["path"].encode()).split(b"?", 1)[0]
         #: None without --auth; the guard's principal otherwise
         self.who: Principal | None = None
 
     @property
     def address(self) -> str:
-        return (self.scope.get("client") or ("-", 0))[0]
+        client: tuple[str, int] | None = self.scope.get("client")
+        return (client or ("-", 0))[0]
 
     @property
     def target(self) -> str:
@@ -171,7 +190,7 @@ class Console:
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         visit: Visit | None = None
         try:
@@ -189,8 +208,8 @@ class Console:
         except Refused as exc:
             # A 401's challenges would make the browser ask for a password: the console has
             # its own sign-in page instead.
-            headers = [h for h in exc.headers if h[0].lower() != "www-authenticate"]
-            page = self._error(visit, exc.status, "Refused", str(exc), headers)
+            kept = [h for h in exc.headers if h[0].lower() != "www-authenticate"]
+            page = self._error(visit, exc.status, "Refused", str(exc), kept)
         except StorageUnavailableError as exc:
             log.error("console %s: %s", scope["path"][:200], exc)
             page = self._error(visit, 503, "Database unavailable", "The database does not answer.")
@@ -209,7 +228,7 @@ class Console:
 
     # -- routing ----------------------------------------------------------------------------
 
-    async def _route(self, visit: Visit, receive: Callable) -> Page:
+    async def _route(self, visit: Visit, receive: Receive) -> Page:
         method = visit.scope["method"]
         raw = visit.path
         if raw == render.MOUNT.encode():
@@ -400,7 +419,7 @@ class Console:
         headers: list[tuple[str, str]],
         status: int = 200,
         error: str | None = None,
-        meanwhile: dict[str, Any] | None = None,
+        meanwhile: Meanwhile | None = None,
     ) -> Page:
         def build() -> dict[str, Any]:
             return {
@@ -426,7 +445,7 @@ class Console:
             meanwhile=meanwhile,
         )
 
-    async def _revert_post(self, visit: Visit, key: str, receive: Callable) -> Page:
+    async def _revert_post(self, visit: Visit, key: str, receive: Receive) -> Page:
         form = await _read_form(visit.scope, receive)
         token = _checked_csrf(visit, form)
         if token is None:
@@ -449,7 +468,7 @@ class Console:
         if target is None:
             raise NotFoundError(f"Key {key!r} has no version {version}")
 
-        async def again(status: int, error: str, meanwhile: dict[str, Any] | None = None) -> Page:
+        async def again(status: int, error: str, meanwhile: Meanwhile | None = None) -> Page:
             (head,) = await self._versions(key, None)
             return await self._revert_page(
                 visit, key, head, target, token, author, note, [], status, error, meanwhile
@@ -475,9 +494,7 @@ class Console:
         cookies = [] if who is not None else [_author_cookie(author, visit.scope)]
         return _redirect(target_url, 303, cookies)
 
-    async def _conflict(
-        self, key: str, base: int, exc: CommitOrderingError, again: Callable[..., Any]
-    ) -> Page:
+    async def _conflict(self, key: str, base: int, exc: CommitOrderingError, again: _Again) -> Page:
         """The revert was based on version ``base``, but others committed since: show what they
         committed, and the revert's diff against the new head."""
         newer = exc.expected_version - 1 - base
@@ -507,7 +524,7 @@ class Console:
             [("Content-Disposition", disposition), ("Cache-Control", "no-store")],
         )
 
-    async def _head_json(self, visit: Visit, key: str, receive: Callable) -> Page:
+    async def _head_json(self, visit: Visit, key: str, receive: Receive) -> Page:
         """The head's metadata; with ``?index=N``, once the head is above version N or
         ``wait`` seconds have passed (at most LIVE_WAIT): the key page's live notice."""
         index = visit.query.number("index", 0, INT_MAX)
@@ -574,7 +591,7 @@ class Console:
             error=error,
         )
 
-    async def _sign_in_post(self, visit: Visit, receive: Callable) -> Page:
+    async def _sign_in_post(self, visit: Visit, receive: Receive) -> Page:
         guard = self.app.guard
         assert guard is not None
         form = await _read_form(visit.scope, receive)
@@ -600,7 +617,7 @@ class Console:
         ]
         return _redirect(target, 303, headers)
 
-    async def _sign_out(self, visit: Visit, receive: Callable) -> Page:
+    async def _sign_out(self, visit: Visit, receive: Receive) -> Page:
         form = await _read_form(visit.scope, receive)
         if _checked_csrf(visit, form) is None:
             return self._expired(visit)
@@ -652,10 +669,12 @@ class Console:
         """The commits of ``key`` at ``versions`` (None: the head); NotFoundError if one is
         missing."""
         found = await asyncio.gather(*(self.app.read_commit(key, v) for v in versions))
+        commits: list[Commit] = []
         for version, commit in zip(versions, found, strict=True):
             if commit is None:
                 raise NotFoundError(f"Key {key!r} has no version {version or ''}".rstrip())
-        return list(found)
+            commits.append(commit)
+        return commits
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -687,14 +706,15 @@ def _local_target(target: str | None) -> str:
     return render.ui_url()
 
 
-def _header(scope: dict[str, Any], wanted: bytes) -> bytes | None:
-    for name, value in scope["headers"]:
+def _header(scope: Scope, wanted: bytes) -> bytes | None:
+    headers: Iterable[tuple[bytes, bytes]] = scope["headers"]
+    for name, value in headers:
         if name == wanted:
             return value
     return None
 
 
-def _cookies(scope: dict[str, Any]) -> dict[str, str]:
+def _cookies(scope: Scope) -> dict[str, str]:
     found: dict[str, str] = {}
     for name, value in scope["headers"]:
         if name != b"cookie":
@@ -706,7 +726,7 @@ def _cookies(scope: dict[str, Any]) -> dict[str, str]:
     return found
 
 
-def _cookie(name: str, value: str, scope: dict[str, Any], max_age: int | None = None) -> str:
+def _cookie(name: str, value: str, scope: Scope, max_age: int | None = None) -> str:
     # HttpOnly: no script needs them; SameSite=Strict: never sent along from another site.
     parts = [f"{name}={quote(value, safe='')}", f"Path={render.MOUNT}/", "HttpOnly"]
     parts.append("SameSite=Strict")
@@ -717,7 +737,7 @@ def _cookie(name: str, value: str, scope: dict[str, Any], max_age: int | None = 
     return "; ".join(parts)
 
 
-def _clear_cookie(name: str, scope: dict[str, Any]) -> tuple[str, str]:
+def _clear_cookie(name: str, scope: Scope) -> tuple[str, str]:
     return ("Set-Cookie", _cookie(name, "", scope, max_age=0))
 
 
@@ -745,12 +765,12 @@ def _checked_csrf(visit: Visit, form: Query) -> str | None:
     return None
 
 
-def _author_cookie(author: str, scope: dict[str, Any]) -> tuple[str, str]:
+def _author_cookie(author: str, scope: Scope) -> tuple[str, str]:
     # Remembered for the next form, for a year; it is a name, not a credential.
     return ("Set-Cookie", _cookie(AUTHOR_COOKIE, author, scope, max_age=365 * 86400))
 
 
-def _same_origin(scope: dict[str, Any]) -> bool:
+def _same_origin(scope: Scope) -> bool:
     """False for a form a browser says came from another site. Browsers send Sec-Fetch-Site
     (which a page cannot forge); older ones only Origin, compared with Host."""
     site = _header(scope, b"sec-fetch-site")
@@ -763,7 +783,7 @@ def _same_origin(scope: dict[str, Any]) -> bool:
     return urlsplit(origin.decode("latin-1")).netloc.encode("latin-1").lower() == host.lower()
 
 
-async def _read_form(scope: dict[str, Any], receive: Callable) -> Query:
+async def _read_form(scope: Scope, receive: Receive) -> Query:
     content_type = (_header(scope, b"content-type") or b"").split(b";")[0].strip().lower()
     if content_type != b"application/x-www-form-urlencoded":
         raise BadRequestError("Expected a form (application/x-www-form-urlencoded)")
@@ -785,7 +805,7 @@ async def _read_form(scope: dict[str, Any], receive: Callable) -> Query:
             return Query(b"".join(chunks))
 
 
-async def _client_gone(receive: Callable) -> None:
+async def _client_gone(receive: Receive) -> None:
     """Returns once the client has closed its connection."""
     while (await receive())["type"] != "http.disconnect":
         pass

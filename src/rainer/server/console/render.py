@@ -95,11 +95,12 @@ def human_size(size: int) -> str:
     """``812 bytes``, ``1.5 KiB``, ``16.0 MiB``."""
     if size < 1024:
         return f"{size} byte{'' if size == 1 else 's'}"
+    scaled = float(size)
     for unit in ("KiB", "MiB", "GiB"):
-        size /= 1024
-        if size < 1024 or unit == "GiB":
+        scaled /= 1024
+        if scaled < 1024 or unit == "GiB":
             break
-    return f"{size:.1f} {unit}"
+    return f"{scaled:.1f} {unit}"
 
 
 def cut(text: str, length: int) -> str:
