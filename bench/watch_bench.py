@@ -15,18 +15,24 @@ measures, each part on servers it starts itself on loopback:
 4. Idle watchers (on a fresh SQLite server): its RSS before and with 10,000 watchers waiting,
    spread over 100 keys that nobody commits to; one watcher woken on another key meanwhile; and
    head-read throughput (wrk, bench/http_bench.py's settings) with those 10,000 attached against
-   none, round-robin. Last, 10,000 watchers that hang up without an answer: what the next commit
-   of their key costs.
-5. Waiting requests and ``--max-connections``: a server with a small limit, filled with
-   watchers that then hang up; what a head read, /healthz and a commit get meanwhile.
+   none, round-robin. Last, 10,000 watchers that hang up without an answer: how many requests
+   /healthz counts waiting 2 s later, and what the next commit of their key costs.
+5. ``--max-watchers``: a server started with ``--max-connections 1000`` (so at most 900
+   requests wait at once), asked by 1,000 watchers of one key: how many are refused at once
+   (503) and how many wait; what a head read, /healthz and a commit get meanwhile; and how soon
+   the server lets go of the waiting requests once their clients hang up.
 
 Holding 10,000 requests at once takes an asyncio client (bench/watch_client.py, raw sockets)
 and more open files than the usual 1,024: the bench raises its own limit to the hard limit.
-The servers run with ``--max-connections 12000``: 10,000 watchers and wrk's connections would
-not fit the default 10,000.
+The servers run with ``--max-connections 12000``, which is the default: room for 10,000
+watchers, wrk's connections and the bench's own. 10,000 watchers are exactly the default
+``--max-watchers``, so the idle part, which wakes one more watcher while its 10,000 idle ones
+wait, starts its server with ``--max-watchers 10001``.
 
 Prints Markdown tables for docs/benchmarks.md; exit status 1 when a watcher was not woken, got
-an unexpected answer or lost its connection, or a commit or a head read was not a 200.
+an unexpected answer (a 503 included, except to the watchers beyond ``--max-watchers`` in part
+5) or lost its connection, or a commit, a head read or a health check was not a 200 while
+requests waited, or (part 5) the server still counted hung-up watchers as waiting 15 s on.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -56,10 +63,11 @@ from targets import harness
 from watch_client import Answer, EtcdWatch, Failed, HttpConnection
 from zk_bench import percentile
 
-MAX_CONNECTIONS = 12_000  # the servers' --max-connections: 10,000 watchers + wrk + the bench
+MAX_CONNECTIONS = 12_000  # the servers' --max-connections (the default): 10,000 watchers + wrk
 WAIT = "5m"  # every watcher's wait: far longer than any round, so none ends by timing out
-PROBE_SECONDS = 10  # the wait of the watchers that probe --max-connections (limit_probe)
-PROBE_WAIT = f"{PROBE_SECONDS}s"
+PROBE_CONNECTIONS = 1000  # limit_probe's server: --max-connections, so --max-watchers 900
+HUNG_UP_SECONDS = 15.0  # how long limit_probe gives the server to let go of hung-up watchers
+TOO_MANY_WATCHERS = b"Too many watchers"  # the start of the 503 beyond --max-watchers
 WATCHED = "watched"  # the key the woken watchers wait on
 IDLE_KEYS = 100  # idle watchers are spread over this many keys
 AUTHOR = [("X-Rainer-Author", "bench"), ("Content-Type", "text/plain")]
@@ -108,12 +116,12 @@ class Series:
 
 class Run:
     """What the whole run collects besides the series: failures, the ZooKeeper version, the
-    --max-connections probe."""
+    --max-watchers probe."""
 
     def __init__(self) -> None:
         self.failures: list[str] = []
         self.zookeeper_version = ""
-        self.limit: tuple[int, list[tuple[str, int, int, int]]] | None = None
+        self.limit: LimitProbe | None = None
         self.cpu_us: dict[str, list[float]] = {}  # server CPU per head read, per wrk load
 
     def fail(self, what: str) -> None:
@@ -484,6 +492,7 @@ class HangUp:
     count: int
     rss_waiting: int
     rss_after_hang_up: int
+    waiting_after_hang_up: int | None  # /healthz's watchers.waiting 2 s after (None: no answer)
     plain_commit_ms: float
     plain_cpu_ms: float
     orphan_commit_ms: float
@@ -530,7 +539,9 @@ async def idle_part(
     round-robin; in the first round also one watcher woken on another key meanwhile; at the
     end, watchers that hang up."""
     args = ["--database", "sqlite:///rainer.db", "--log-level", "warning"]
-    args += ["--max-connections", str(MAX_CONNECTIONS)]
+    # plan.many idle watchers and the lone one woken meanwhile: one more than the default
+    # --max-watchers (10,000) when plan.many is 10,000.
+    args += ["--max-connections", str(MAX_CONNECTIONS), "--max-watchers", str(plan.many + 1)]
     memory: list[Memory] = []
     idle_keys = [f"idle-{n:03d}" for n in range(IDLE_KEYS)]
     lone = Series(f"SQLite, 1 watcher while {plan.many:,} idle on other keys", 1)
@@ -593,7 +604,7 @@ async def idle_part(
             if early:
                 run.fail(f"idle watchers, round {n}: {len(early)} answered during wrk")
             # Release them the ordinary way (a commit to every idle key) rather than hanging
-            # up: a hung-up watcher keeps waiting on the server (see the last part).
+            # up: that also checks that every one of them still waited, for the new version.
             for key in idle_keys:
                 await commit(server, key, versions[key] + 1)
                 versions[key] += 1
@@ -618,12 +629,15 @@ async def idle_part(
         gone.hang_up()
         await asyncio.sleep(2)
         rss_after = rss_kib(server.pid)[0]
+        _, health = await healthz(server)
+        waiting_after = health["watchers"]["waiting"] if health else None
         orphan_ms, orphan_cpu = await commit_cost(server, orphan_key, 2, settle)
         again_ms, again_cpu = await commit_cost(server, orphan_key, 3, settle)
         hang_up = HangUp(
             plan.many,
             rss_waiting,
             rss_after,
+            waiting_after,
             plain_ms,
             plain_cpu,
             orphan_ms,
@@ -636,56 +650,167 @@ async def idle_part(
     return memory, rows, lone, hang_up
 
 
-async def status_of(server: harness.RainerServer, path: str) -> int:
+async def ask_once(server: harness.RainerServer, request: bytes, what: str) -> Answer:
+    """One request on a fresh connection, closed after its answer."""
     (connection,) = await client.connect_many(server.host, server.port, 1, HttpConnection)
     try:
-        request = client.get(server.host, server.port, path)
-        return (await client.bounded(connection.request(request), 30, f"GET {path}")).status
+        return await client.bounded(connection.request(request), 30, what)
     finally:
         connection.close()
 
 
-async def limit_probe(run: Run) -> tuple[int, list[tuple[str, int, int, int]]]:
-    """Do waiting requests count against --max-connections, and do they still after their
-    clients hung up? A server with a small limit, filled with watchers of one key asking to wait
-    PROBE_WAIT: the status of a head read, of /healthz and of a commit of another key while they
-    wait, after they hung up, and once their wait has run out. The limit is small so that this
-    takes seconds; the server's check is the same at any size."""
-    limit = 1000
+async def healthz(server: harness.RainerServer) -> tuple[Answer, dict[str, Any] | None]:
+    """GET /healthz: the answer, and its JSON when it is a 200."""
+    request = client.get(server.host, server.port, "/healthz")
+    answer = await ask_once(server, request, "GET /healthz")
+    return answer, json.loads(answer.body) if answer.status == 200 else None
+
+
+def refused_watcher(answer: Answer) -> bool:
+    """A 503 for being beyond --max-watchers (rather than any other 503)."""
+    return answer.status == 503 and answer.body.startswith(TOO_MANY_WATCHERS)
+
+
+@dataclass(frozen=True)
+class Probed:
+    """What a head read, /healthz and a commit of another key got in one situation."""
+
+    situation: str
+    read: Answer
+    health: Answer
+    commit: Answer
+    waiting: int | None  # /healthz's watchers.waiting (None: it did not answer 200)
+
+    def answers(self) -> tuple[tuple[str, Answer], ...]:
+        return (("head read", self.read), ("/healthz", self.health), ("commit", self.commit))
+
+
+@dataclass
+class LimitProbe:
+    """limit_probe's findings."""
+
+    max_connections: int
+    asked: int  # watchers that asked at once
+    limit: int | None = None  # /healthz's watchers.limit
+    refused: int = 0  # answered 503 "Too many watchers" at once
+    waiting: int | None = None  # /healthz's watchers.waiting once the refused ones had gone
+    refused_closed_s: float | None = None  # from the last 503 until the server closed them all
+    drained_s: float | None = None  # from the hang-up until /healthz counted 0 waiting
+    rows: list[Probed] = field(default_factory=list)
+
+
+async def limit_probe(run: Run) -> LimitProbe:
+    """Does --max-watchers keep waiting requests from taking every connection, and does the
+    server let go of them when their clients hang up? A server with --max-connections 1000
+    (so the default --max-watchers 900), asked by 1,000 watchers of one key: how many are
+    refused at once and how many wait; the status of a head read, of /healthz and of a commit
+    of another key while the refused ones' connections are still open, once they are closed,
+    and after every watcher hung up; and how soon /healthz counts nobody waiting. The limit is
+    small so that this takes seconds; the server's checks are the same at any size."""
+    count = PROBE_CONNECTIONS
+    probe = LimitProbe(PROBE_CONNECTIONS, count)
     args = ["--database", "sqlite:///rainer.db", "--log-level", "warning"]
-    rows: list[tuple[str, int, int, int]] = []
-    with harness.RainerServer([*args, "--max-connections", str(limit)]) as server:
+    with harness.RainerServer([*args, "--max-connections", str(PROBE_CONNECTIONS)]) as server:
         assert server.pid is not None
         head = f"/diary/{targets.READ_KEY}"
-        await commit(server, targets.READ_KEY, 1)
-        await commit(server, WATCHED, 1)
         version = 0
 
-        async def note(situation: str) -> None:
+        async def note(situation: str, must_pass: bool) -> Probed:
+            """The three statuses now; a failure unless all are 200 when ``must_pass``."""
             nonlocal version
-            read, health = await status_of(server, head), await status_of(server, "/healthz")
-            (connection,) = await client.connect_many(server.host, server.port, 1, HttpConnection)
+            read = await ask_once(server, client.get(server.host, server.port, head), head)
+            health, facts = await healthz(server)
             path = f"/diary/probe/{version + 1}"
             request = client.post(server.host, server.port, path, targets.PAYLOAD, AUTHOR)
-            answer = await client.bounded(connection.request(request), 30, "probe commit")
-            connection.close()
-            version += answer.status == 200
-            rows.append((situation, read, health, answer.status))
+            posted = await ask_once(server, request, f"POST {path}")
+            version += posted.status == 200
+            waiting = facts["watchers"]["waiting"] if facts else None
+            row = Probed(situation, read, health, posted, waiting)
+            probe.rows.append(row)
+            for name, answer in row.answers():
+                if must_pass and answer.status != 200:
+                    run.fail(
+                        f"limit probe, {situation}: the {name} answered {answer.status}: "
+                        f"{answer.body[:100]!r}"
+                    )
+            return row
 
-        await note("no watchers")
-        watchers = Watchers(server, [WATCHED], limit, wait=PROBE_WAIT)
-        await watchers.open()
-        asked = time.monotonic()
-        await watchers.ask(1)
-        await taken_in(server.port, [server.pid], run, "limit probe")
-        await note(f"{limit:,} watchers waiting")
-        watchers.hang_up()
-        await asyncio.sleep(1)
-        await note(f"1 s after those {limit:,} watchers hung up")
-        # A wait ends within its length plus a sixteenth (the server's jitter).
-        await asyncio.sleep(max(0.0, asked + PROBE_SECONDS * 17 / 16 + 1 - time.monotonic()))
-        await note(f"once their wait ({PROBE_WAIT}) has run out")
-    return limit, rows
+        watchers = Watchers(server, [WATCHED], count)
+        try:
+            await commit(server, targets.READ_KEY, 1)
+            await commit(server, WATCHED, 1)
+            _, facts = await healthz(server)
+            probe.limit = facts["watchers"]["limit"] if facts else None
+            await note("no watchers", must_pass=True)
+            await watchers.open()
+            await watchers.ask(1)
+            await taken_in(server.port, [server.pid], run, "limit probe")
+            # Those beyond the limit are answered at once; any other answer before a commit
+            # of their key, a 503 of another kind included, is a failure.
+            early = watchers.early()
+            refused = [
+                (watchers.connections[i], future.result().at)
+                for i, future in enumerate(watchers.futures)
+                if future.done() and future.exception() is None and refused_watcher(future.result())
+            ]
+            probe.refused = len(refused)
+            last_refusal = max((at for _, at in refused), default=time.perf_counter())
+            others = [a for a in early if not (isinstance(a, Answer) and refused_watcher(a))]
+            if others:
+                run.fail(f"limit probe: {len(others)} watchers answered early: {others[0]!r}")
+
+            # The server closes a refused watcher's connection with its 503, so the connections
+            # the watchers may not have stay free for everything else.
+            still_open = sum(not connection.closed for connection, _ in refused)
+            await note(
+                f"{count:,} watchers asked; {probe.refused} refused, {still_open} of their "
+                "connections still open",
+                must_pass=True,
+            )
+            closer = "the server"
+            while any(not connection.closed for connection, _ in refused):
+                if time.perf_counter() - last_refusal > HUNG_UP_SECONDS:
+                    closer = f"the bench, {HUNG_UP_SECONDS:g} s after the last 503"
+                    for connection, _ in refused:
+                        connection.close()
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                probe.refused_closed_s = time.perf_counter() - last_refusal
+            row = await note(
+                f"the refused watchers' connections closed (by {closer}), the others waiting",
+                must_pass=True,
+            )
+            probe.waiting = row.waiting
+            if row.waiting is not None and row.waiting + probe.refused != count:
+                run.fail(
+                    f"limit probe: of {count:,} watchers {probe.refused} were refused and "
+                    f"{row.waiting} wait: {count - probe.refused - row.waiting} unaccounted for"
+                )
+
+            watchers.hang_up()
+            began = time.monotonic()
+            waiting: int | None = None
+            while time.monotonic() - began <= HUNG_UP_SECONDS:
+                _, facts = await healthz(server)
+                waiting = facts["watchers"]["waiting"] if facts else None
+                if waiting == 0:
+                    probe.drained_s = time.monotonic() - began
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                run.fail(
+                    f"limit probe: /healthz still counted {waiting} watchers waiting "
+                    f"{HUNG_UP_SECONDS:g} s after they hung up"
+                )
+            await note("every watcher hung up", must_pass=True)
+        except Failed as exc:
+            run.fail(f"limit probe: {exc}")
+        finally:
+            watchers.hang_up()
+        if not server.running:
+            run.fail(server.failure_message("the limit-probe server died"))
+    return probe
 
 
 # -- printing ----------------------------------------------------------------------------------
@@ -769,11 +894,13 @@ def print_hang_up(hang_up: HangUp | None) -> None:
     if hang_up is None:
         return
     h = hang_up
+    waiting = "no answer" if h.waiting_after_hang_up is None else f"{h.waiting_after_hang_up:,}"
     print("\n### Watchers that hang up\n")
     print(
         f"{h.count:,} watchers wait on one key, then close their connections without an "
         f"answer. Server RSS: {h.rss_waiting / 1024:.1f} MiB while they waited, "
-        f"{h.rss_after_hang_up / 1024:.1f} MiB 2 s after they hung up.\n"
+        f"{h.rss_after_hang_up / 1024:.1f} MiB 2 s after they hung up; requests waiting "
+        f"(/healthz watchers.waiting) 2 s after they hung up: {waiting}.\n"
     )
     print("| commit | commit's 200 ms | server CPU ms, commit + 3 s after |")
     print("| --- | ---: | ---: |")
@@ -783,27 +910,119 @@ def print_hang_up(hang_up: HangUp | None) -> None:
         f"| {h.orphan_cpu_ms:.0f} |\n"
         f"| the same key once more | {h.again_commit_ms:.2f} | {h.again_cpu_ms:.0f} |"
     )
-    print(
-        "\nA commit that costs CPU in proportion to watchers who are gone means the server "
-        "still held their waiting requests: it woke them and rendered answers nobody reads."
-    )
+    # /proc counts CPU in ticks (10 ms at 100 Hz): within three of them is "about the same".
+    tick = 1000 / os.sysconf("SC_CLK_TCK")
+    margin = 3 * tick
+    extra = h.orphan_cpu_ms - h.plain_cpu_ms
+    if extra <= margin and h.waiting_after_hang_up == 0:
+        print(
+            "\nThe server let go of the hung-up watchers: 2 s after they hung up /healthz "
+            "counted nobody waiting, and the next commit of their key cost about as much CPU "
+            f"as a commit of a key nobody watches ({extra:+.0f} ms, within three of /proc's "
+            f"{tick:.0f} ms ticks)."
+        )
+    else:
+        counted = (
+            "did not answer 200"
+            if h.waiting_after_hang_up is None
+            else f"counted {waiting} requests waiting"
+        )
+        if extra <= margin:
+            print(
+                "\nThe next commit of their key cost about as much CPU as a commit of a key "
+                f"nobody watches ({extra:+.0f} ms), but /healthz {counted} 2 s after they hung "
+                "up."
+            )
+        else:
+            print(
+                f"\nThe next commit of their key cost {extra:.0f} ms more CPU than a commit of a "
+                "key nobody watches. A commit that costs CPU in proportion to watchers who are "
+                "gone means the server still held their waiting requests: it woke them and "
+                f"rendered answers nobody reads (/healthz {counted} 2 s after they hung up)."
+            )
 
 
-def print_limit(probe: tuple[int, list[tuple[str, int, int, int]]] | None) -> None:
+def _status(answer: Answer) -> str:
+    """A status, with the first words of its reason when it is not a 200."""
+    if answer.status == 200:
+        return "200"
+    reason = answer.body.split(b":")[0][:40].decode("utf-8", "replace").strip()
+    return f"{answer.status} ({reason})" if reason else str(answer.status)
+
+
+def print_limit(probe: LimitProbe | None) -> None:
     if probe is None:
         return
-    limit, rows = probe
-    print(f"\n### Waiting requests and --max-connections (a server started with {limit})\n")
-    print("| situation | GET /diary/KEY | GET /healthz | POST /diary/probe/N |")
-    print("| --- | ---: | ---: | ---: |")
-    for situation, head, health, posted in rows:
-        print(f"| {situation} | {head} | {health} | {posted} |")
-    if len(rows) == 4 and rows[2][1:] == (503, 503, 503):
+    p = probe
+    limit = "?" if p.limit is None else f"{p.limit:,}"
+    waiting = "?" if p.waiting is None else f"{p.waiting:,}"
+    print(
+        "\n### Waiting requests and --max-watchers (a server started with "
+        f"--max-connections {p.max_connections:,}: --max-watchers {limit} by default)\n"
+    )
+    print(
+        f"{p.asked:,} watchers of one key asked at once: {p.refused:,} were answered 503 "
+        f'"Too many watchers" at once, {waiting} waited (/healthz watchers.waiting, once the '
+        "refused ones' connections had closed).\n"
+    )
+    print(
+        "| situation | requests waiting (/healthz) | GET /diary/KEY | GET /healthz "
+        "| POST /diary/probe/N |"
+    )
+    print("| --- | ---: | --- | --- | --- |")
+    for row in p.rows:
+        counted = "-" if row.waiting is None else f"{row.waiting:,}"
         print(
-            "\nWaiting requests count against `--max-connections`, and one whose client has hung "
-            "up still counts until its wait runs out or its key changes: meanwhile the server "
-            "answers every request, health checks and commits included, with 503."
+            f"| {row.situation} | {counted} | {_status(row.read)} | {_status(row.health)} "
+            f"| {_status(row.commit)} |"
         )
+    said = []
+    if p.limit is not None and p.waiting == p.limit and p.refused == p.asked - p.limit:
+        said.append(
+            f"At most {p.limit:,} requests waited; the {p.refused:,} beyond were answered 503 "
+            "at once instead of being held."
+        )
+    if len(p.rows) == 4:
+        _, held, freed, after = p.rows
+        if all(answer.status == 200 for _, answer in held.answers()):
+            said.append(
+                "While the refused watchers' connections were still open, the head read, "
+                "/healthz and the commit were answered 200."
+            )
+        elif all(
+            answer.status == 200 or answer.body.startswith(b"Too many connections")
+            for _, answer in held.answers()
+        ):
+            closed = (
+                f"the server had closed them all {p.refused_closed_s:.1f} s after the last 503"
+                if p.refused_closed_s is not None
+                else f"the server had not closed them {HUNG_UP_SECONDS:g} s after the last 503"
+            )
+            said.append(
+                "A refused watcher's connection stays open after its 503, so until those "
+                f"closed, the {p.asked:,} watchers held all {p.max_connections:,} connections "
+                "and requests on a further one got --max-connections' 503 \"Too many "
+                f'connections" ({closed}).'
+            )
+        if all(answer.status == 200 for _, answer in freed.answers()):
+            said.append(
+                f"With {waiting} requests waiting and the other connections free, the head "
+                "read, /healthz and the commit were answered 200."
+            )
+        if p.drained_s is not None:
+            again = all(answer.status == 200 for _, answer in after.answers())
+            said.append(
+                "Once the waiting watchers hung up, /healthz counted nobody waiting after "
+                f"{p.drained_s * 1000:.0f} ms (polled every 50 ms)"
+                + (", and all three were answered 200 again." if again else ".")
+            )
+        else:
+            said.append(
+                f"/healthz still counted requests waiting {HUNG_UP_SECONDS:g} s after their "
+                "clients hung up."
+            )
+    if said:
+        print("\n" + " ".join(said))
 
 
 def print_goals(
@@ -845,7 +1064,7 @@ def print_goals(
             per * 1.024 < 20,
             f"{per * 1.024 / 20:.0%} of the limit",
         )
-    if all(row.results for row in rows):
+    if len(rows) == 2 and all(row.results for row in rows):
         ratio = rows[1].result().rps / rows[0].result().rps
         line(
             f"head reads with {many:,} idle watchers >= 0.8x without",
@@ -903,12 +1122,13 @@ def print_how(
         "and from sending the commit. Server CPU per round: utime + stime of the server "
         "processes (across servers: A, B, PostgreSQL, ZooKeeper) from the commit to the last "
         "answer.",
-        f"Servers: `--max-connections {MAX_CONNECTIONS}` (10,000 watchers plus wrk do not fit "
-        "the default 10,000), SQLite in WAL mode with synchronous=FULL; across servers, A and "
-        "B on one PostgreSQL database (fsync on) and one ZooKeeper, commits to A, watchers on "
-        "B. etcd: each watcher a streamed `POST /v3/watch` on one key, kept across rounds, "
-        "woken by `POST /v3/kv/put` (100 bytes); latency until the event with the put's "
-        "revision arrives.",
+        f"Servers: `--max-connections {MAX_CONNECTIONS}` (the default; 10,000 watchers are "
+        "exactly the default `--max-watchers`, and the idle part's server, which wakes one "
+        f"watcher more, runs with `--max-watchers {plan.many + 1}`), SQLite in WAL mode with "
+        "synchronous=FULL; across servers, A and B on one PostgreSQL database (fsync on) and "
+        "one ZooKeeper, commits to A, watchers on B. etcd: each watcher a streamed "
+        "`POST /v3/watch` on one key, kept across rounds, woken by `POST /v3/kv/put` "
+        "(100 bytes); latency until the event with the put's revision arrives.",
         f"Idle watchers: {plan.many:,} over {IDLE_KEYS} keys nobody commits to meanwhile, on a "
         f"fresh SQLite server with {targets.KEYS} seeded keys; VmRSS from /proc/PID/status "
         "before, with the connections open, and with every request waiting. Head reads: wrk, "
@@ -969,7 +1189,7 @@ async def measure_all(
     if "idle" in parts:
         idle = await idle_part(settings, plan, run, run.cpu_us)
     if "limit" in parts:
-        progress("waiting requests and --max-connections")
+        progress("waiting requests and --max-watchers")
         run.limit = await limit_probe(run)
     return sqlite, cluster, anchor, idle
 

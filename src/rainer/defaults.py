@@ -27,7 +27,10 @@ KEEP_ALIVE_TIMEOUT = 5
 #: Seconds a stop waits for requests in flight before it closes their connections (whole).
 GRACEFUL_SHUTDOWN = 10
 #: Connections served at once (--max-connections); requests beyond them: 503.
-MAX_CONNECTIONS = 10_000
+MAX_CONNECTIONS = 12_000
+#: Requests waiting at once, blocking reads and feeds (--max-watchers); more: 503. Never more
+#: than nine in ten of --max-connections, so reads, commits and health checks keep room.
+MAX_WATCHERS = 10_000
 
 # -- commits (server.app, wire) ---------------------------------------------------------------
 #: The largest payload (--max-payload-bytes): the original's MEDIUMBLOB column. Beyond: 413.

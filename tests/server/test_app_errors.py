@@ -12,6 +12,7 @@ import logging
 
 from rainer.errors import StorageUnavailableError
 from rainer.server.app import RainerApp
+from rainer.storage import open_storage
 from rainer.storage.base import Storage
 
 
@@ -84,3 +85,49 @@ def test_an_unavailable_database_is_503_and_its_details_stay_in_the_log(caplog):
     assert status == 503 and b"10.1.2.3" not in body
     assert json.loads(body) == {"status": "unavailable", "database": "unavailable"}
     assert any("10.1.2.3" in record.getMessage() for record in caplog.records)
+
+
+def test_under_another_server_a_waiter_hears_the_hang_up_through_receive(tmp_path):
+    """Our protocol reports a lost connection through a scope extension; under another ASGI
+    server (granian, a test client) the app reads ``receive`` for ``http.disconnect``."""
+    app = RainerApp(open_storage(f"sqlite:///{tmp_path / 'r.db'}"))
+    app.start()
+    sent: list[dict] = []
+
+    async def scenario() -> int:
+        loop = asyncio.get_running_loop()
+        app.watch.bind(loop)
+        hung_up = asyncio.Event()
+        body_given = False
+
+        async def receive():
+            nonlocal body_given
+            if not body_given:
+                body_given = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await hung_up.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/diary/k",
+            "raw_path": b"/diary/k",
+            "query_string": b"index=0&wait=5m",
+            "headers": [],
+        }
+        waiting = asyncio.ensure_future(app(scope, receive, send))
+        while app.watch.waiting == 0:
+            await asyncio.sleep(0.01)
+        hung_up.set()
+        await asyncio.wait_for(waiting, 10)  # it would wait 5 minutes without hearing of it
+        return app.watch.waiting
+
+    try:
+        assert asyncio.run(scenario()) == 0
+    finally:
+        app.stop()
+    assert sent == []  # nobody to answer

@@ -669,7 +669,10 @@ ROWS = [
         "healthz",
         "GET /healthz",
         200,
-        check=lambda r: json_of(r) == {"status": "ok", "database": "ok"},
+        check=lambda r: (
+            json_of(r)
+            == {"status": "ok", "database": "ok", "watchers": {"waiting": 0, "limit": 10_000}}
+        ),
     ),
     Row("head-healthz", "HEAD /healthz", 200),
     Row("openapi", "GET /openapi.json", 200),

@@ -245,6 +245,42 @@ def test_failed_authentications_are_rate_limited_per_address(tmp_path, tokens):
         assert call("GET", f"{server.url}/whoami").status == 200
 
 
+@pytest.mark.parametrize("trusted", [False, True])
+def test_forwarded_addresses_are_believed_only_from_named_proxies(tmp_path, tokens, trusted):
+    """Without --forwarded-allow-ips, an X-Forwarded-For cannot spread failed sign-ins over
+    made-up addresses (nor write them into the audit log); from a named proxy it is believed."""
+    args = [
+        "--database",
+        f"sqlite:///{tmp_path / 'r.db'}",
+        "--auth",
+        str(auth_file(tmp_path, tokens)),
+    ]
+    args += ["--audit-log", str(tmp_path / "audit.log")]
+    args += ["--forwarded-allow-ips", "127.0.0.1"] if trusted else []
+    with RainerServer(args) as server:
+        wrong = {"Authorization": "Bearer not-a-token"}
+        statuses = [
+            call("GET", server.diary_url, headers={**wrong, "X-Forwarded-For": f"203.0.113.{n}"})
+            for n in range(12)
+        ]
+        server.audit_path = tmp_path / "audit.log"
+        addresses = {line["address"] for line in audit_lines(server)}
+    if trusted:
+        assert [reply.status for reply in statuses] == [401] * 12
+        assert addresses == {f"203.0.113.{n}" for n in range(12)}
+    else:
+        assert [reply.status for reply in statuses] == [401] * 10 + [429] * 2
+        assert addresses == {"127.0.0.1"}
+
+
+@pytest.mark.parametrize("bad", ["10.0.0.300", "proxy.example.com", "10.0.0.0/33"])
+def test_forwarded_allow_ips_takes_addresses_and_networks_only(tmp_path, bad):
+    out = rainer(
+        "serve", "--database", f"sqlite:///{tmp_path / 'r.db'}", "--forwarded-allow-ips", bad
+    )
+    assert out.returncode == 2 and f"not an IP address or network: {bad!r}" in out.stderr
+
+
 def test_pyrainer_works_through_urllibs_basic_auth_handler(secured, tokens):
     """pyrainer is built on urllib.request: three lines give it credentials."""
     handler = urllib.request.HTTPBasicAuthHandler()

@@ -6,6 +6,9 @@ from __future__ import annotations
 import http.client
 import json
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -232,6 +235,106 @@ def test_a_stop_answers_waiters_promptly(tmp_path):
         feed.close()
     assert code == 0 and answers == [200] * 50
     assert took < 8, f"stopping with 50 waiters and a feed took {took:.1f} s"
+
+
+# -- bounds -------------------------------------------------------------------------------------
+
+
+def watchers(server: RainerServer) -> dict[str, int]:
+    return call("GET", f"{server.url}/healthz").json()["watchers"]
+
+
+def waiting_request(server: RainerServer, path: str) -> socket.socket:
+    """A connection whose request waits on the server (read its answer with ``answer_of``)."""
+    sock = socket.create_connection((server.host, server.port))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    return sock
+
+
+def answer_of(sock: socket.socket) -> tuple[int, bytes]:
+    sock.settimeout(30)
+    reply = http.client.HTTPResponse(sock)
+    reply.begin()
+    return reply.status, reply.read()
+
+
+def test_a_waiter_whose_client_hangs_up_stops_waiting_at_once(server, key):
+    post_commit(server.diary_url, key, 1, b"one", author="a")
+    before = watchers(server)["waiting"]
+    held = [waiting_request(server, f"/diary/{key}?index=1&wait=5m") for _ in range(20)]
+    index = call("GET", f"{server.diary_url}?prefix={key}").header("x-rainer-index")
+    held.append(waiting_request(server, f"/diary?prefix={key}&index={index}&wait=5m"))
+    wait_until(lambda: watchers(server)["waiting"] == before + 21, 15, "21 requests waiting")
+    for sock in held:
+        sock.close()
+    # Without hearing of the hang-up they would wait their 5 minutes.
+    wait_until(lambda: watchers(server)["waiting"] == before, 10, "the waiters to leave")
+    assert post_commit(server.diary_url, key, 2, b"two", author="a").status == 200
+
+
+def test_watchers_beyond_the_limit_get_503_and_the_rest_is_still_served(tmp_path):
+    args = ["--database", f"sqlite:///{tmp_path / 'r.db'}", "--max-connections", "20"]
+    with RainerServer([*args, "--max-watchers", "3"]) as server:
+        post_commit(server.diary_url, "k", 1, b"one", author="a")
+        held = [waiting_request(server, "/diary/k?index=1&wait=5m") for _ in range(3)]
+        try:
+            wait_until(lambda: watchers(server) == {"waiting": 3, "limit": 3}, 15, "3 waiting")
+            index = call("GET", server.diary_url).header("x-rainer-index")
+            for refused in (
+                call("GET", f"{server.diary_url}/k?index=1&wait=5m"),
+                call("GET", f"{server.diary_url}?index={index}&wait=5m"),
+                call("GET", f"{server.diary_url}?watch=yes"),
+            ):
+                assert refused.status == 503, refused
+                assert refused.text.startswith("Too many watchers: at most 3 requests wait")
+                assert refused.header("retry-after") == "1"
+                assert refused.header("connection") == "close"
+            # Reads that do not wait, commits and the health check keep their room.
+            assert call("GET", f"{server.diary_url}/k").body == b"one"
+            assert call("GET", f"{server.diary_url}/k?index=0&wait=5m").body == b"one"  # newer
+            assert post_commit(server.diary_url, "k", 2, b"two", author="a").status == 200
+            assert [answer_of(sock) for sock in held] == [(200, b"two")] * 3
+        finally:
+            for sock in held:
+                sock.close()
+        wait_until(lambda: watchers(server)["waiting"] == 0, 10, "no one waiting")
+        assert call("GET", f"{server.diary_url}/k?index=1&wait=10ms").status == 200
+
+
+def test_one_commit_wakes_more_waiters_than_one_slice(tmp_path):
+    # The waiters of a commit are woken a slice at a time (watch.WAKE_SLICE, 256): all of them.
+    count = 600
+    args = ["--database", f"sqlite:///{tmp_path / 'r.db'}"]
+    with RainerServer(args) as server:
+        post_commit(server.diary_url, "k", 1, b"one", author="a")
+        held = [waiting_request(server, "/diary/k?index=1&wait=5m") for _ in range(count)]
+        try:
+            wait_until(lambda: watchers(server)["waiting"] == count, 30, f"{count} waiting")
+            assert post_commit(server.diary_url, "k", 2, b"two", author="a").status == 200
+            assert [answer_of(sock) for sock in held] == [(200, b"two")] * count
+        finally:
+            for sock in held:
+                sock.close()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--max-connections", "10", "--max-watchers", "10"], "--max-watchers 10 would leave"),
+        (["--max-watchers", "0"], "not a positive whole number: '0'"),
+        (["--max-connections", "many"], "not a positive whole number: 'many'"),
+    ],
+)
+def test_max_watchers_must_leave_room_for_other_requests(tmp_path, extra, message):
+    database = f"sqlite:///{tmp_path / 'r.db'}"
+    done = subprocess.run(
+        [sys.executable, "-m", "rainer", "serve", "--database", database, *extra],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done
+    assert message in done.stderr and "Traceback" not in done.stderr
 
 
 # -- a cluster ----------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ environment, so a service manager can configure it without a command line."""
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import sys
@@ -34,6 +35,26 @@ def _size(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"not a positive number of bytes: {text!r}")
     return int(text)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return int(text)
+
+
+def _addresses(text: str) -> str:
+    """Comma-separated IP addresses or networks, or ``*``: whom to believe X-Forwarded-* from."""
+    items = [item.strip() for item in text.split(",")]
+    for item in items:
+        if item != "*":
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"not an IP address or network: {item!r} (use 10.0.0.5,10.1.0.0/16 or *)"
+                ) from None
+    return ",".join(items)
 
 
 def _seconds(text: str) -> float:
@@ -209,10 +230,18 @@ def register(subparsers: Subparsers) -> None:
     )
     parser.add_argument(
         "--max-connections",
-        type=_size,
+        type=_count,
         default=_env("MAX_CONNECTIONS", str(defaults.MAX_CONNECTIONS)),
         metavar="N",
         help="open connections served at once; requests beyond them get 503 (%(default)s)",
+    )
+    parser.add_argument(
+        "--max-watchers",
+        type=_count,
+        default=_env("MAX_WATCHERS", "") or None,
+        metavar="N",
+        help="requests waiting at once (blocking reads, feeds); more get 503 (default: "
+        f"{defaults.MAX_WATCHERS}, at most nine in ten of --max-connections)",
     )
     parser.add_argument(
         "--allowed-hosts",
@@ -221,6 +250,14 @@ def register(subparsers: Subparsers) -> None:
         metavar="NAMES",
         help="Host header names to answer besides the default, comma-separated: name, "
         "*.domain, or * for any (default: loopback names on a loopback address, any otherwise)",
+    )
+    parser.add_argument(
+        "--forwarded-allow-ips",
+        type=_addresses,
+        default=_env("FORWARDED_ALLOW_IPS", "") or None,
+        metavar="ADDRESSES",
+        help="reverse proxies whose X-Forwarded-For/-Proto to believe, comma-separated "
+        "addresses or networks, or * (default: nobody's; the connection's own address counts)",
     )
     security = parser.add_argument_group(
         "security", "who may read and commit what, TLS, and an audit trail (docs/security.md)"
@@ -358,6 +395,16 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     tls = Tls(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
+    max_watchers = args.max_watchers
+    if max_watchers is None:
+        max_watchers = min(defaults.MAX_WATCHERS, args.max_connections * 9 // 10)
+    elif max_watchers >= args.max_connections:
+        print(
+            f"rainer serve: error: --max-watchers {max_watchers} would leave no connection of "
+            f"--max-connections {args.max_connections} for reads and commits; give fewer",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     try:
         guard = Guard(args.auth) if args.auth else None
         audit = AuditLog(args.audit_log) if args.audit_log else None
@@ -374,6 +421,7 @@ def run(args: argparse.Namespace) -> int:
         max_payload_bytes=args.max_payload_bytes,
         cache_bytes=args.cache_bytes,
         allowed_hosts=default_hosts + args.allowed_hosts,
+        max_watchers=max_watchers,
     )
     try:
         storage = open_storage(args.database, args.table)
@@ -395,7 +443,14 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     try:
         return run_server(
-            app, args.host, args.port, args.log_level, args.access_log, args.max_connections, tls
+            app,
+            args.host,
+            args.port,
+            args.log_level,
+            args.access_log,
+            args.max_connections,
+            tls,
+            args.forwarded_allow_ips,
         )
     finally:
         app.stop()

@@ -47,7 +47,7 @@ from rainer.errors import (
     StorageUnavailableError,
 )
 from rainer.server import changesets, listing, openapi, validation, watch
-from rainer.server.asgi_types import App, Receive, Scope, Send
+from rainer.server.asgi_types import HANG_UP, App, HangUps, Receive, Scope, Send
 from rainer.server.audit import AuditLog
 from rainer.server.auth import Credentials, Guard, Patterns, Principal
 from rainer.server.commit_cache import CommitCache
@@ -63,7 +63,7 @@ from rainer.server.request import (
     rainer_headers,
 )
 from rainer.server.responses import Refused, Response, encode_headers, json_response, text
-from rainer.server.watch import Change, Watch, parse_wait
+from rainer.server.watch import Change, HungUp, Watch, parse_wait
 from rainer.storage.base import SLICE_BYTES, Storage
 from rainer.storage.cached import HeadCache
 from rainer.storage.head_view import HeadView
@@ -92,6 +92,8 @@ class ServerConfig:
     allowed_hosts: tuple[str, ...] = LOOPBACK_NAMES
     #: longest wait for the next piece of a request body
     body_timeout: float = defaults.BODY_TIMEOUT
+    #: requests waiting at once (blocking reads, feeds)
+    max_watchers: int = defaults.MAX_WATCHERS
 
 
 class _Facts:
@@ -129,7 +131,7 @@ class Streamed:
 class Feed:
     """``GET PREFIX?watch=yes``: a server-sent event stream of the commits in a scope."""
 
-    __slots__ = ("b64", "in_scope", "utf8")
+    __slots__ = ("b64", "in_scope", "queue", "utf8")
 
     status = 200
     headers = encode_headers(
@@ -140,10 +142,18 @@ class Feed:
         ]
     )
 
-    def __init__(self, in_scope: Callable[[str], bool], utf8: bool, b64: bool) -> None:
+    def __init__(
+        self,
+        in_scope: Callable[[str], bool],
+        utf8: bool,
+        b64: bool,
+        queue: asyncio.Queue[list[Change] | None],
+    ) -> None:
         self.in_scope = in_scope
         self.utf8 = utf8
         self.b64 = b64
+        #: the watch's batches of changes, from when the request was taken (``Watch.feed``)
+        self.queue = queue
 
 
 class RainerApp:
@@ -174,7 +184,7 @@ class RainerApp:
         self.storage = storage
         self.view = view
         self.cache = CommitCache(self.config.cache_bytes)
-        self.watch = Watch()
+        self.watch = Watch(self.config.max_watchers)
         if view is not None:
             view.on_commit = self.cache.put  # what the view sees is likely to be read next
             view.on_change = self.watch.changed
@@ -254,6 +264,8 @@ class RainerApp:
             scope["rainer"] = facts = _Facts()
             try:
                 response = await self._route(scope, receive, facts)
+            except HungUp:
+                return  # a waiting request whose client went away: nobody to answer
             except BadRequestError as exc:
                 response = text(400, str(exc))
             except Refused as exc:
@@ -286,12 +298,16 @@ class RainerApp:
     ) -> None:
         head = scope["method"] == "HEAD"
         start = {"type": "http.response.start", "status": response.status}
-        await send({**start, "headers": response.headers})
         if isinstance(response, Feed):
-            if not head:
-                await self._feed(scope, send, receive, response)
-            await send({"type": "http.response.body", "body": b""})
+            try:
+                await send({**start, "headers": response.headers})
+                if not head:
+                    await self._feed(scope, send, receive, response)
+                await send({"type": "http.response.body", "body": b""})
+            finally:
+                self.watch.unfeed(response.queue)
             return
+        await send({**start, "headers": response.headers})
         if isinstance(response, Streamed):
             if not head:
                 try:
@@ -362,14 +378,15 @@ class RainerApp:
                 facts.write = True
                 return await self._changeset(scope, receive, who, facts)
             _allow(method, "GET", "POST")
-            return await self._list(Query(scope["query_string"]), who)
+            return await self._list(Query(scope["query_string"]), who, _hang_ups(scope, receive))
         if b"/" not in rest:  # the hot path: a head read
             _allow(method, "GET")
             key = validate_key(decode(rest, "path"))
             if who is not None:
                 self._may(who, key, "read")
             if scope["query_string"]:
-                await self._block_on_key(key, Query(scope["query_string"]))
+                query = Query(scope["query_string"])
+                await self._block_on_key(key, query, _hang_ups(scope, receive))
             return await self._get(key, None, meta=False)
         parts = [decode(part, "path") for part in rest.split(b"/")]
         if "" in parts or len(parts) > 3:
@@ -387,7 +404,8 @@ class RainerApp:
             self._may(who, key, "read")
         if len(parts) == 1 or (len(parts) == 2 and parts[1] == "meta"):
             if scope["query_string"]:
-                await self._block_on_key(key, Query(scope["query_string"]))
+                query = Query(scope["query_string"])
+                await self._block_on_key(key, query, _hang_ups(scope, receive))
             return await self._get(key, None, meta=len(parts) == 2)
         if len(parts) == 2:
             if parts[1] == "history":
@@ -462,7 +480,9 @@ class RainerApp:
             log.warning("health check: %s", exc)
             return json_response(503, {"status": "unavailable", "database": "unavailable"})
         # Still 200 without ZooKeeper: commits are journaled and published once it is back.
-        return json_response(200, {"status": "ok", "database": "ok", **self.storage.status()})
+        watchers = {"waiting": self.watch.waiting, "limit": self.watch.limit}
+        health = {"status": "ok", "database": "ok", "watchers": watchers}
+        return json_response(200, {**health, **self.storage.status()})
 
     def _openapi(self) -> Response:
         if self._openapi_response is None:
@@ -509,7 +529,9 @@ class RainerApp:
             raise NotFoundError("Key not found")
         return self.cache.put(found).payload_response()
 
-    async def _list(self, query: Query, who: Principal | None) -> Response | Streamed | Feed:
+    async def _list(
+        self, query: Query, who: Principal | None, hang_ups: HangUps
+    ) -> Response | Streamed | Feed:
         every = query.flag("all")
         utf8 = query.flag("payload_utf8")
         b64 = query.flag("payload_base64")
@@ -533,12 +555,14 @@ class RainerApp:
             )
 
         if query.flag("watch"):
-            return Feed(in_scope, utf8, b64)
+            # Taken (or refused, 503) before the answer starts; let go of when it ends.
+            return Feed(in_scope, utf8, b64, self.watch.feed())
         index = self._index()
         if query.get("index") is not None:
             since = query.number("index", 0, 2**63 - 1)
             assert since is not None
-            index = await self._block_on_list(since, in_scope, parse_wait(query.get("wait")))
+            wait = parse_wait(query.get("wait"))
+            index = await self._block_on_list(since, in_scope, wait, hang_ups)
         response = await self._list_answer(every, utf8, b64, keys, prefix, readable)
         return _with_index(response, index)
 
@@ -623,7 +647,7 @@ class RainerApp:
         """Send commits as server-sent events until the client goes away or the server stops:
         first those after ``Last-Event-ID`` (or a ``reset`` event when they are no longer
         known), then each as it comes, with keep-alive comments in quiet times."""
-        queue = self.watch.feed()  # before the replay, so nothing falls between the two
+        queue = feed.queue  # taken before the replay, so nothing falls between the two
         gone = asyncio.ensure_future(_disconnected(receive))
         sent: dict[str, int] = {}  # newest version sent of each key
 
@@ -674,7 +698,6 @@ class RainerApp:
                 await emit(batch)
         finally:
             gone.cancel()
-            self.watch.unfeed(queue)
 
     async def _commits_of(
         self, change: Change, sent: dict[str, int]
@@ -721,7 +744,7 @@ class RainerApp:
                 return None if info is None else info.version
         return await self._in_thread(self.storage.head_version, key)
 
-    async def _block_on_key(self, key: str, query: Query) -> None:
+    async def _block_on_key(self, key: str, query: Query, hang_ups: HangUps) -> None:
         """``?index=N&wait=…``: return once ``key``'s newest version is above N (a tombstone
         counts), or when the wait is over."""
         index = query.number("index", 0, INT_MAX)
@@ -734,10 +757,12 @@ class RainerApp:
             remaining = deadline - time.monotonic()
             if (current is not None and current > index) or remaining <= 0:
                 return
-            if not await self.watch.key(key, lambda _change: True, remaining):
+            if not await self.watch.key(key, lambda _change: True, remaining, hang_ups):
                 return
 
-    async def _block_on_list(self, since: int, in_scope: Callable[[str], bool], wait: float) -> int:
+    async def _block_on_list(
+        self, since: int, in_scope: Callable[[str], bool], wait: float, hang_ups: HangUps
+    ) -> int:
         """``?index=I&wait=…`` on the list: return the index to answer with, once a key in the
         list's scope changed after I (at once when one already has), or when the wait is over.
         """
@@ -752,7 +777,7 @@ class RainerApp:
         if current < since and self.view is not None and not self.view.cached:
             return current  # an index from before this server's journal: start again
         matches = lambda change: change.index > since and in_scope(change.key)  # noqa: E731
-        await self.watch.any(matches, _jittered(wait))
+        await self.watch.any(matches, _jittered(wait), hang_ups)
         return self._index()
 
     async def _render(
@@ -1205,6 +1230,42 @@ def _paced(chunks: Iterator[bytes]) -> bytes | None:
     chunk = next(chunks, None)
     time.sleep(min(2 * (time.perf_counter() - began), _PACE_MAX))
     return chunk
+
+
+def _hang_ups(scope: Scope, receive: Receive) -> HangUps:
+    """Where a waiting request hears that its client went away: from this server's protocol,
+    or, under another server, from ``receive``."""
+    found: HangUps | None = scope.get("extensions", {}).get(HANG_UP, {}).get("callbacks")
+    return found if found is not None else _HangUpsFromReceive(receive)
+
+
+class _HangUpsFromReceive:
+    """Hang-ups heard through ``receive`` (``http.disconnect``), for servers without the
+    protocol's extension: a task reads it while a callback is registered."""
+
+    __slots__ = ("_callbacks", "_receive", "_task")
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._callbacks: set[Callable[[], None]] = set()
+        self._task: asyncio.Future[None] | None = None
+
+    def add(self, callback: Callable[[], None], /) -> None:
+        self._callbacks.add(callback)
+        if self._task is None:
+            self._task = asyncio.ensure_future(_disconnected(self._receive))
+            self._task.add_done_callback(self._heard)
+
+    def discard(self, callback: Callable[[], None], /) -> None:
+        self._callbacks.discard(callback)
+        if not self._callbacks and self._task is not None:
+            task, self._task = self._task, None
+            task.cancel()
+
+    def _heard(self, task: asyncio.Future[None]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            for callback in list(self._callbacks):
+                callback()
 
 
 async def _disconnected(receive: Receive | None) -> None:

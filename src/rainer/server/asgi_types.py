@@ -12,7 +12,7 @@ other than a message, is an error.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 #: The connection: ``type``, ``method``, ``path``, ``raw_path``, ``query_string``,
 #: ``headers`` (a list of ``(name, value)`` byte pairs), ``client``, ``extensions``, ...; the
@@ -24,3 +24,18 @@ Receive: TypeAlias = Callable[[], Awaitable[Message]]
 Send: TypeAlias = Callable[[Message], Awaitable[None]]
 #: An ASGI 3 application.
 App: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: A scope extension of this server's HTTP protocol: ``{"callbacks": set}``, a set the
+#: application may add callbacks to (and discard them from), each called once when the client's
+#: connection is lost. A request
+#: that waits (a blocking read, a feed) ends then, instead of holding its place until its wait
+#: runs out; under other servers the application reads ``receive`` for ``http.disconnect``.
+HANG_UP = "rainer.hang_up"
+
+
+class HangUps(Protocol):
+    """Where to hear that a request's client hung up: a set of callbacks, or one like it."""
+
+    def add(self, callback: Callable[[], None], /) -> None: ...
+
+    def discard(self, callback: Callable[[], None], /) -> None: ...

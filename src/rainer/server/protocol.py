@@ -13,18 +13,21 @@ client hold memory or a connection for as long as it likes, so this protocol add
 - at most ``--max-connections`` connections served at once (uvicorn's own check counts one
   short and answers in its own words): a request on a further one gets ``503`` at once;
 
-and writes each response in one piece (``coalescing``). Bodies are bounded by the application
+and writes each response in one piece (``coalescing``). It also tells the application when a
+client hangs up (the ``HANG_UP`` scope extension), so a request waiting for a change ends at
+once instead of holding its place until its wait runs out. Bodies are bounded by the application
 (``--max-payload-bytes`` and its own timeout between pieces of a body).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from rainer.defaults import HEAD_TIMEOUT, MAX_HEAD_BYTES, MAX_HEADERS, WRITE_TIMEOUT
-from rainer.server.asgi_types import App, Receive, Scope, Send
+from rainer.server.asgi_types import HANG_UP, App, Receive, Scope, Send
 from rainer.server.coalescing import CoalescingTransport
 
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
@@ -52,11 +55,15 @@ class RainerHttpProtocol(HttpToolsProtocol):
         self._received = False
         self._head_timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
+        self._hang_ups: set[Callable[[], None]] = set()
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timers()
         super().connection_lost(exc)
+        hang_ups, self._hang_ups = self._hang_ups, set()
+        for hang_up in hang_ups:
+            hang_up()
 
     def data_received(self, data: bytes) -> None:
         self._received = True
@@ -66,8 +73,10 @@ class RainerHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        extensions: dict[str, dict[object, object]] = {HANG_UP: {"callbacks": self._hang_ups}}
         if self._tls is not None:
-            self.scope["extensions"] = {"tls": self._tls}
+            extensions["tls"] = self._tls
+        self.scope["extensions"] = extensions
         self._head_bytes = 0
         self._head_count = 0
         if self._head_timer is None:

@@ -11,6 +11,7 @@ concurrency limit, answered with 503 beyond it.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib.util
 import logging
 import resource
@@ -59,9 +60,13 @@ def run_server(
     access_log: bool,
     max_connections: int = defaults.MAX_CONNECTIONS,
     tls: Tls | None = None,
+    forwarded_allow_ips: str | None = None,
 ) -> int:
     """Serve until SIGTERM or Ctrl-C, re-reading what can be re-read on SIGHUP; returns the exit
-    code."""
+    code. ``forwarded_allow_ips``: the proxies whose ``X-Forwarded-For`` and
+    ``X-Forwarded-Proto`` are believed; None believes nobody's (uvicorn would believe any
+    client on 127.0.0.1, which could then write any address into the audit log and spread its
+    failed sign-ins over made-up addresses)."""
     _allow_open_files(max_connections + 256)
     tls_options: _TlsOptions = {}
     if tls is not None:
@@ -82,14 +87,31 @@ def run_server(
         access_log=access_log,
         server_header=False,
         date_header=True,
+        proxy_headers=forwarded_allow_ips is not None,
+        forwarded_allow_ips=forwarded_allow_ips,
         limit_concurrency=max_connections,
         timeout_keep_alive=defaults.KEEP_ALIVE_TIMEOUT,
         timeout_graceful_shutdown=defaults.GRACEFUL_SHUTDOWN,
         **tls_options,
     )
+    _tune_collector()
     server = _Server(config, lambda: _hang_up(app, config, tls), app.watch.close)
     server.run()
     return 0 if server.started else 1
+
+
+def _tune_collector() -> None:
+    """Keep the garbage collector from stalling a server that holds many connections.
+
+    A full collection visits every object: with 10,000 waiting requests, 100-240 ms, found
+    nothing to free (measured), and at Python's default thresholds a burst of 10,000 new
+    connections set off six of them. Freezing what exists at start (modules, the loaded heads)
+    takes it out of every collection, and collecting the young generations less often makes full
+    ones rare: that burst then costs young collections of at most 18 ms. Almost everything a
+    request makes is freed by reference counting, not by the collector.
+    """
+    gc.freeze()
+    gc.set_threshold(7_000, 10, 100)
 
 
 def _hang_up(app: RainerApp, config: uvicorn.Config, tls: Tls | None) -> None:
