@@ -16,7 +16,7 @@ prefix=…)``), change sets (``commit_changes()``), blocking reads (``watch()``,
 ``watch_versions()``) and the change feed (``feed()``).
 
 The HTTP work is urllib3's (pooled keep-alive connections, TLS, proxies); docs/cli.md says why,
-with the measurements. The collection's ``plugins/module_utils/client.py`` speaks the same
+with the measurements. The collection's ``plugins/module_utils/_client.py`` speaks the same
 vocabulary on ``ansible.module_utils.urls``: the same error classes, defaults, retry rules and
 commit attributes, checked by one test suite (tests/server/test_client_contract.py).
 """

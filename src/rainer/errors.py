@@ -80,7 +80,7 @@ class MissingDependencyError(RainerError):
 
 # -- what a client of a Rainer server raises ---------------------------------------------------
 #
-# rainer.client raises these, and the collection's module_utils/client.py has classes of the
+# rainer.client raises these, and the collection's module_utils/_client.py has classes of the
 # same names and attributes (it cannot import this package). Each error of an exchange carries
 # ``status`` (None when no answer came), ``body`` (the answer's text, "" when none), ``url`` and
 # ``method``. Those that are an HTTP answer are also the meaning above (NotFoundError for 404,

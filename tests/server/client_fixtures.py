@@ -22,7 +22,7 @@ from harness.rainer import RainerServer
 from rainer.client import RainerClient
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-COLLECTION_CLIENT = "ansible_collections.rainer.rainer.plugins.module_utils.client"
+COLLECTION_CLIENT = "ansible_collections.rainer.rainer.plugins.module_utils._client"
 
 
 @pytest.fixture(scope="module", name="server")
@@ -48,7 +48,7 @@ _collections_root: tempfile.TemporaryDirectory[str] | None = None
 
 
 def collection_client_module() -> ModuleType:
-    """The collection's ``plugins/module_utils/client.py``, imported under its collection name.
+    """The collection's ``plugins/module_utils/_client.py``, imported under its collection name.
 
     The repository root is the collection, so a temporary ``ansible_collections/rainer/rainer``
     link to it goes on ``sys.path``. It needs ansible-core (the package's ``test`` extra has

@@ -59,11 +59,12 @@ def test_show_meta_prints_json(server, client, key):
     assert json.loads(run.out) == meta
 
 
-def test_show_of_an_empty_commit_prints_nothing(server, client, key):
+def test_show_of_an_empty_commit_is_an_error_as_for_a_missing_key(server, client, key):
     commit(client, key, "x")
     commit(client, key, None)
     run = rainer("show", key, url=server.diary_url)
-    assert (run.code, run.stdout) == (0, b"")
+    assert (run.code, run.stdout) == (1, b"")
+    assert "is an empty commit" in run.stderr and run.stderr.count("\n") == 1
 
 
 def test_not_found_is_one_line_and_exit_1(server, key):
@@ -190,7 +191,7 @@ def test_uncommit_with_yes(server, client, key):
     meta = json.loads(run.out)
     assert (meta["version"], meta["empty"]) == (2, True)
     again = rainer("uncommit", key, "-y", url=server.diary_url)
-    assert again.code == 0 and "already empty" in again.out
+    assert again.code == 0 and json.loads(again.out) == {**meta, "changed": False}
     assert client.get_metadata(key)["version"] == 2
 
 
@@ -205,7 +206,7 @@ def test_uncommit_expecting_an_old_version_is_a_conflict(server, client, key):
 def test_uncommit_without_a_terminal_reads_the_answer_from_stdin(server, client, key):
     commit(client, key, "x")
     run = rainer("uncommit", key, url=server.diary_url, stdin=b"maybe\nno\n")
-    assert run.code == 0 and "not committing" in run.out
+    assert run.code == 5 and "the answer was no" in run.stderr
     assert "Please type 'yes' or 'no'" in run.stderr
     assert client.get_metadata(key)["empty"] is False
     run = rainer("uncommit", key, url=server.diary_url, stdin=b"yes\n")
@@ -221,7 +222,7 @@ def test_revert_commits_an_old_payload_as_the_next_version(server, client, key):
     assert (meta["version"], meta["comment"]) == (3, "Revert to version 1")
     assert client.get_value(key) == b"good\n"
     again = rainer("revert", key, "1", url=server.diary_url)
-    assert again.code == 0 and "nothing to do" in again.out
+    assert again.code == 0 and json.loads(again.out) == {**meta, "changed": False}
     assert client.get_metadata(key)["version"] == 3
 
 

@@ -38,7 +38,7 @@ class Tokens:
 
 @pytest.fixture(scope="module")
 def tokens() -> Tokens:
-    return Tokens(["ci-bot", "viewer", "root"])
+    return Tokens(["ci-bot", "viewer", "root", "rotator"])
 
 
 def write_auth_file(folder, tokens: Tokens):
@@ -49,10 +49,12 @@ def write_auth_file(folder, tokens: Tokens):
             roles:
               deployer: {{read: ["*"], write: ["app.*"]}}
               reader: {{read: ["app.*"]}}
+              rotator: {{write: ["vault.*"]}}
             principals:
               ci-bot: {{roles: [deployer], tokens: ["{tokens.line["ci-bot"]}"]}}
               viewer: {{roles: [reader], tokens: ["{tokens.line["viewer"]}"]}}
               root: {{roles: [admin], tokens: ["{tokens.line["root"]}"]}}
+              rotator: {{roles: [rotator], tokens: ["{tokens.line["rotator"]}"]}}
               alice: {{roles: [deployer], certificates: ["alice"]}}
             anonymous: {{roles: []}}
             """
@@ -134,7 +136,7 @@ def test_commits_are_recorded_as_the_principal(secured, tokens):
     # An author named explicitly is sent, and only an admin may name someone else.
     other = run(
         secured, "commit-value", "app.one", "-m", "hi", "--author", "carol",
-        token=tokens.secret["ci-bot"],
+        token=tokens.secret["ci-bot"], stdin=b"carol's",
     )  # fmt: skip
     assert other.code == EXIT_DENIED
     assert other.stderr == (
@@ -142,9 +144,24 @@ def test_commits_are_recorded_as_the_principal(secured, tokens):
     )
     behalf = run(
         secured, "commit-value", "app.one", "-m", "hi", "--author", "carol",
-        token=tokens.secret["root"],
+        token=tokens.secret["root"], stdin=b"carol's",
     )  # fmt: skip
     assert behalf.code == 0 and json.loads(behalf.out)["author"] == "carol"
+
+
+def test_a_principal_that_may_write_but_not_read_commits_the_version_it_names(secured, tokens):
+    # It cannot read the newest payload to compare with, so its commits go ahead unchecked.
+    token = tokens.secret["rotator"]
+    for version in ("1", "2"):
+        got = run(
+            secured, "commit-value", "vault.key", version, "-m", "rotate", token=token,
+            stdin=b"same secret",
+        )  # fmt: skip
+        assert got.code == 0, got.stderr
+        assert json.loads(got.out)["version"] == int(version)
+    # Without a version, the newest must be read to know the next: refused, as ever.
+    unnamed = run(secured, "commit-value", "vault.key", "-m", "rotate", token=token)
+    assert unnamed.code == EXIT_DENIED and "may not read 'vault.key'" in unnamed.stderr
 
 
 def test_plan_and_apply_with_a_token(secured, tokens, tmp_path):

@@ -171,7 +171,7 @@ def test_apply_after_a_key_moved_is_a_conflict_and_writes_nothing(server, client
 def test_apply_files_with_yes_or_after_asking(server, client, key, tmp_path):
     folder = files(tmp_path / "c", {f"{key}.a": "a"})
     declined = rainer("apply", str(folder), url=server.diary_url, stdin=b"no\n")
-    assert declined.code == 1 and "not applied" in declined.stderr
+    assert declined.code == 5 and "not confirmed: the answer was no" in declined.stderr
     with pytest.raises(RainerNotFoundError):
         client.get_metadata(f"{key}.a")
     run = rainer("apply", str(folder), "--yes", "--json", url=server.diary_url)

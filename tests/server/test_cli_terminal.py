@@ -40,7 +40,8 @@ def test_edit_changes_shows_the_diff_asks_and_commits(server, client, key, tmp_p
     assert code == 0, out
     assert f"Commit to {server.diary_url}/{key} (yes/no)? " in out
     assert "\033[31m-old\033[0m" in out and "\033[32m+new\033[0m" in out  # colour on a tty
-    assert f"Committed {key} version 2." in out
+    written = json.loads(out.splitlines()[-1])
+    assert (written["version"], written["changed"]) == (2, True)
     head = client.get_commit(key)
     assert (head.value, head.comment, head.author) == (b"keep\nnew\n", "changed it", "cli-tester")
     assert not list(tmp_path.glob("*.yaml"))
@@ -57,7 +58,8 @@ def test_edit_answered_no_keeps_the_file(server, client, key, tmp_path):
         NO_COLOR="1",
         answers=[(b"(yes/no)? ", b"perhaps\n"), (b"'yes' or 'no': ", b"no\n")],
     )
-    assert code == 0, out
+    assert code == 5, out
+    assert "rainer edit: not confirmed: the answer was no; nothing was written; your work" in out
     assert ANSI not in out
     path = saved_file(out)
     try:
@@ -84,10 +86,21 @@ def test_edit_with_a_failing_editor_keeps_the_file(server, client, key, tmp_path
 
 
 def test_edit_without_change_commits_nothing(server, client, key, tmp_path):
-    commit(client, key, "same\n")
-    run = rainer("edit", key, url=server.diary_url, EDITOR="true")
-    assert (run.code, run.out) == (0, "No change, not committing.\n")
+    head = commit(client, key, "same\n")
+    run = rainer("edit", key, url=server.diary_url, EDITOR="true", TMPDIR=str(tmp_path))
+    assert (run.code, json.loads(run.out), run.stderr) == (0, {**head, "changed": False}, "")
     assert client.get_metadata(key)["version"] == 1
+    assert not list(tmp_path.glob("*.yaml"))
+
+
+def test_edit_from_an_older_version_shows_the_change_to_the_newest(server, client, key):
+    commit(client, key, "first\n")
+    commit(client, key, "second\n")
+    # Saved as it was prepared: the first payload again, as version 3 (a revert).
+    run = rainer("edit", key, "1", "-y", url=server.diary_url, EDITOR="true")
+    assert json.loads(run.out)["version"] == 3, run.stderr
+    assert f"--- {key} (current)\n+++ {key} (new)\n@@ -1 +1 @@\n-second\n+first\n" in run.stderr
+    assert client.get_value(key) == b"first\n"
 
 
 def test_edit_of_a_new_key_with_an_editor_taking_arguments(server, client, key, tmp_path):
@@ -100,29 +113,30 @@ def test_edit_of_a_new_key_with_an_editor_taking_arguments(server, client, key, 
     assert client.get_metadata(key)["version"] == 1
 
 
-def test_edit_conflict_names_who_committed_and_how_to_retry(server, client, key, tmp_path):
-    commit(client, key, "old\n")
-    # The editor commits as someone else first: a second writer between prepare and commit.
+def test_edit_conflict_names_who_committed_and_says_to_edit_again(server, client, key, tmp_path):
+    commit(client, key, "keep\nold\n")
+    # The editor lets someone else commit first: a second writer between prepare and commit.
     second = (
         f'{sys.executable} -c "from rainer.client import RainerClient; '
         f"RainerClient('{server.diary_url}').post_commit({{'key': '{key}', 'version': 2, "
-        f"'author': 'mallory', 'comment': 'sneaky'}}, 'theirs')\"\n"
+        f"'author': 'mallory', 'comment': 'sneaky'}}, 'keep\\nold\\ntheirs\\n')\"\n"
     )
     editor = write_script(tmp_path / "editor", second + CHANGE)
     code, out = rainer_in_pty(
         "edit", key, url=server.diary_url, EDITOR=editor, answers=[(b"(yes/no)? ", b"y\n")]
     )
     assert code == 3, out
+    assert f"{key!r} is at version 2: version 2 exists already; the next is 3" in out
     assert "version 2 by mallory" in out and "sneaky" in out
-    path = saved_file(out)
-    assert f"rainer commit {key} < {path}" in out and "version: 3" in out
-    # Following the advice works.
-    data = Path(path).read_bytes().replace(b"version: 2", b"version: 3")
-    run = rainer("commit", key, url=server.diary_url, stdin=data)
-    os.unlink(path)
-    assert run.code == 0, run.stderr
-    assert json.loads(run.out)["version"] == 3
-    assert client.get_value(key) == b"new\n"
+    # Not "set the version and commit the file", which would drop their line.
+    assert f"run 'rainer edit {key}' again: it starts from version 2" in out
+    assert "rainer commit" not in out
+    os.unlink(saved_file(out))
+    # Following the advice keeps both changes.
+    editor = write_script(tmp_path / "editor", CHANGE)
+    run = rainer("edit", key, "-y", url=server.diary_url, EDITOR=editor)
+    assert json.loads(run.out)["version"] == 3, run.stderr
+    assert client.get_value(key) == b"keep\nnew\ntheirs\n"
 
 
 def test_edit_with_a_broken_header_keeps_the_file(server, client, key, tmp_path):

@@ -1,5 +1,5 @@
 """One wire contract, two clients: ``rainer.client`` (the package's, on urllib3) and the
-collection's ``plugins/module_utils/client.py`` (on ``ansible.module_utils.urls``), each
+collection's ``plugins/module_utils/_client.py`` (on ``ansible.module_utils.urls``), each
 against a real ``rainer serve`` on SQLite.
 
 Both must answer every behaviour here alike: the same commit attributes, the same error

@@ -2,8 +2,10 @@
 
 Each command module offers ``register(subparsers)``, which adds its sub-commands and sets
 ``handler`` on each: a function taking the parsed arguments and returning the exit code.
-Exit codes: 0 success, 1 error, 2 usage, 3 conflict, 4 refused by the server's access control,
-130 interrupted; ``plan`` uses 2 for "there are changes", and 1 for its usage errors.
+Exit codes: 0 success, 1 error (a missing key or version too), 2 usage, 3 conflict, 4 refused
+by the server's access control, 5 not confirmed (a question answered no, or nobody to answer it),
+130 interrupted; ``plan`` uses 2 for "there are changes", and 1 for its usage errors;
+``diff --exit-code`` uses 1 for "there are differences", and 2 for its errors.
 """
 
 from __future__ import annotations
@@ -12,7 +14,16 @@ import argparse
 import sys
 
 from rainer import __version__
-from rainer.cli import changes, edit, reading, serve, transfer, watching, writing
+from rainer.cli import (
+    changes,
+    completion,
+    edit,
+    reading,
+    serve,
+    transfer,
+    watching,
+    writing,
+)
 from rainer.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -21,7 +32,7 @@ from rainer.cli.common import (
     add_global_options,
 )
 
-COMMAND_MODULES = [reading, edit, writing, changes, transfer, watching, serve]
+COMMAND_MODULES = [reading, edit, writing, changes, transfer, watching, serve, completion]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Versioned, audited configuration commits: serve them, read them, commit them.",
     )
     parser.add_argument("--version", action="version", version=f"rainer {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", help="what to do ('rainer COMMAND --help' for more)"
+    )
     for module in COMMAND_MODULES:
         module.register(subparsers)
     # Also before the command, as pyrainer took them: `rainer --url U show KEY`.

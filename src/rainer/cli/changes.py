@@ -25,7 +25,7 @@ from rainer import commit as commits
 from rainer.cli import common
 from rainer.cli.common import EXIT_CONFLICT, EXIT_ERROR, CommandError, command
 from rainer.cli.diffs import GREEN, RED, YELLOW, paint, path_diff, structured, unified_diff
-from rainer.cli.prompt import ask_yes_no
+from rainer.cli.prompt import confirm
 from rainer.client import RainerClient, RainerCommit, payload_from_json, payload_json
 from rainer.errors import BadRequestError, ChangeSetConflictError
 
@@ -384,12 +384,8 @@ def apply(args: argparse.Namespace) -> int:
         )
         print_plan(steps, common.use_color(args))
         changes = [step.change() for step in steps if step.action != "same"]
-        if (
-            changes
-            and not args.yes
-            and not ask_yes_no(f"Commit these {len(changes)} changes to {client.url} (yes/no)? ")
-        ):
-            raise CommandError("not applied (the answer was no; --yes applies without asking)")
+        if changes and not args.yes:
+            confirm(f"Commit these {len(changes)} changes to {client.url} (yes/no)? ")
         comment = args.message or DEFAULT_COMMENT
     if not changes:
         print("Nothing to apply.")

@@ -11,7 +11,7 @@ import os
 import sys
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn, TypeAlias
 
 from rainer import wire
@@ -19,6 +19,7 @@ from rainer.client import (
     DEFAULT_TIMEOUT,
     RainerClient,
     options_from_environment,
+    payload_json,
     read_token_file,
 )
 from rainer.errors import (
@@ -35,6 +36,9 @@ EXIT_CONFLICT = 3
 #: The server's access control refused: 401, 403 or 429 (``rainer serve --auth``). Not 1, so a
 #: pipeline can tell "fix the credentials or the roles" from a failure worth retrying.
 EXIT_DENIED = 4
+#: A question was answered no, or nobody could answer it (no terminal, and stdin ended):
+#: nothing was written. Not 1, so a script can tell "nobody said yes" (pass --yes) from a failure.
+EXIT_DECLINED = 5
 EXIT_INTERRUPTED = 130
 
 Handler = Callable[[argparse.Namespace], int]
@@ -74,7 +78,7 @@ def add_global_options(parser: argparse.ArgumentParser) -> None:
     Defaults are left out of the namespace (SUPPRESS), so an option given before the command is
     not overwritten by a sub-command's default; ``setting()`` falls back to the environment.
     """
-    group = parser.add_argument_group("server options")
+    group = parser.add_argument_group("connection options")
     suppress = argparse.SUPPRESS
     group.add_argument(
         "--url",
@@ -120,6 +124,7 @@ def add_global_options(parser: argparse.ArgumentParser) -> None:
         default=suppress,
         help="do not verify the server's certificate",
     )
+    group = parser.add_argument_group("output options")
     group.add_argument(
         "--debug",
         action="store_true",
@@ -249,13 +254,28 @@ def write_bytes(data: bytes) -> None:
 
 
 def print_json(value: Any, pretty: bool = False) -> None:
-    """JSON for scripts: one line, or indented with ``pretty``."""
-    print(json.dumps(value, ensure_ascii=False, indent=2 if pretty else None))
+    """JSON for scripts: one line, or indented with ``pretty``. Flushed at once: a pipe
+    (`rainer watch | jq`) would otherwise hold lines back in a buffer."""
+    print(json.dumps(value, ensure_ascii=False, indent=2 if pretty else None), flush=True)
+
+
+def with_payload(meta: Mapping[str, Any], payload: bytes | None) -> dict[str, Any]:
+    """Metadata with the payload added as ``payload_utf8`` (or ``payload_base64`` when it is not
+    UTF-8), as exports and change sets carry it; an empty commit (None) gets neither."""
+    return {**meta, **payload_json(payload)} if payload is not None else dict(meta)
+
+
+#: The word before a failure's message, by exit code; "error" for the others.
+_FAILURE_KINDS = {EXIT_CONFLICT: "conflict", EXIT_DECLINED: "not confirmed"}
 
 
 def command(function: Handler) -> Handler:
     """Wrap a command: errors become one line on stderr and an exit code, never a traceback.
-    With --debug (or RAINER_DEBUG=1), an unexpected error also shows its traceback."""
+    With --debug (or RAINER_DEBUG=1), an unexpected error also shows its traceback.
+
+    A command whose exit status 1 means something else (``diff --exit-code``: differences)
+    sets ``args.error_status`` to the code its errors exit with instead.
+    """
 
     @functools.wraps(function)
     def handler(args: argparse.Namespace) -> int:
@@ -263,9 +283,9 @@ def command(function: Handler) -> Handler:
         try:
             return function(args)
         except CommandError as exc:
-            kind = "conflict" if exc.code == EXIT_CONFLICT else "error"
-            print(f"{name}: {kind}: {exc}", file=sys.stderr)
-            return exc.code
+            code = _error_status(args) if exc.code == EXIT_ERROR else exc.code
+            print(f"{name}: {_FAILURE_KINDS.get(code, 'error')}: {exc}", file=sys.stderr)
+            return code
         except CommitOrderingError as exc:
             print(f"{name}: conflict: {exc}", file=sys.stderr)
             return EXIT_CONFLICT
@@ -278,14 +298,19 @@ def command(function: Handler) -> Handler:
             return EXIT_ERROR
         except (RainerError, OSError, ValueError) as exc:
             print(f"{name}: error: {exc}", file=sys.stderr)
-            return EXIT_ERROR
+            return _error_status(args)
         except Exception as exc:
             if debugging(args):
                 traceback.print_exc()
             print(f"{name}: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return EXIT_ERROR
+            return _error_status(args)
 
     return handler
+
+
+def _error_status(args: argparse.Namespace) -> int:
+    status: int = getattr(args, "error_status", EXIT_ERROR)
+    return status
 
 
 def _access_hint(error: RainerAccessError) -> str:
@@ -308,6 +333,15 @@ def _silence_stdout() -> None:
 
 def version_number(text: str) -> int:
     """An argparse type: a version, a positive integer."""
+    return _positive(text, "a version")
+
+
+def count(text: str) -> int:
+    """An argparse type: how many of something, a positive integer."""
+    return _positive(text, "a count")
+
+
+def _positive(text: str, what: str) -> int:
     if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"not a version (a positive integer): {text!r}")
+        raise argparse.ArgumentTypeError(f"not {what} (a positive integer): {text!r}")
     return int(text)

@@ -15,12 +15,20 @@ import sys
 import tempfile
 
 from rainer.cli import common
-from rainer.cli.common import EXIT_CONFLICT, EXIT_DENIED, EXIT_ERROR, CommandError, command
+from rainer.cli.common import (
+    EXIT_CONFLICT,
+    EXIT_DENIED,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    CommandError,
+    command,
+)
 from rainer.cli.diffs import unified_diff
 from rainer.cli.prepared import PreparedCommit, PreparedCommitError, parse, render
-from rainer.cli.prompt import ask_yes_no
-from rainer.cli.versions import explain_conflict, starting_point
-from rainer.client import RainerClient
+from rainer.cli.prompt import confirm
+from rainer.cli.versions import explain_conflict, holds, starting_point
+from rainer.cli.writing import add_force_option, print_outcome
+from rainer.client import RainerClient, RainerCommit
 from rainer.errors import CommitOrderingError, RainerAccessError, RainerError
 
 
@@ -33,8 +41,17 @@ def register(subparsers: common.Subparsers) -> None:
         "ask, and commit. Starts from VERSION's payload when given, else the newest.",
     )
     common.add_author_option(parser)
-    parser.add_argument("key")
-    parser.add_argument("version", type=common.version_number, nargs="?")
+    add_force_option(parser)
+    parser.add_argument(
+        "key", metavar="KEY", help="the key to edit (a new one starts empty, at version 1)"
+    )
+    parser.add_argument(
+        "version",
+        metavar="VERSION",
+        type=common.version_number,
+        nargs="?",
+        help="start from this version's payload (default: the newest)",
+    )
     parser.add_argument("-y", "--yes", action="store_true", help="commit without asking")
     parser.set_defaults(handler=edit)
 
@@ -55,15 +72,15 @@ def editor_command() -> list[str]:
 def edit(args: argparse.Namespace) -> int:
     client = common.client_from(args)
     base, head = starting_point(client, args.key, args.version)
-    old = base.value if base is not None else None
     author = common.author_from(args, client)
-    prepared = PreparedCommit(head + 1, author, "", old or b"")
-    path = _write_temp(args.key, render(prepared))
+    next_version = (head.version if head is not None else 0) + 1
+    start = base.value if base is not None and base.value is not None else b""
+    path = _write_temp(args.key, render(PreparedCommit(next_version, author, "", start)))
     try:
-        return _edit_and_commit(args, client, author, path, old, base is not None and base.empty)
+        return _edit_and_commit(args, client, author, path, head)
     except KeyboardInterrupt:
         print(f"rainer edit: interrupted; your work is saved in {path}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except CommandError as exc:
         raise CommandError(f"{exc}; your work is saved in {path}", exc.code) from None
     except (RainerError, OSError, ValueError) as exc:
@@ -87,8 +104,7 @@ def _edit_and_commit(
     client: RainerClient,
     author: str,
     path: str,
-    old: bytes | None,
-    was_empty: bool,
+    head: RainerCommit | None,
 ) -> int:
     argv = editor_command()
     try:
@@ -103,31 +119,36 @@ def _edit_and_commit(
         new = parse(data, args.key, author)
     except PreparedCommitError as exc:
         raise CommandError(f"not a prepared commit: {exc}") from None
-    if (new.empty, new.payload) == (was_empty, old or b""):
+    value = None if new.empty else new.payload
+    if holds(head, value) and not args.force:
         os.unlink(path)
-        print("No change, not committing.")
+        print_outcome(head.meta, changed=False)
         return common.EXIT_OK
-    color = common.use_color(args)
-    sys.stdout.write(
-        unified_diff(old, new.payload, f"{args.key} (current)", f"{args.key} (new)", color)
+    # Shown against the newest version, which is what the commit changes (the file may have
+    # started from an older one); on stderr, as stdout is for the one line of JSON.
+    current = head.value if head is not None else None
+    color = common.use_color(args, sys.stderr)
+    sys.stderr.write(
+        unified_diff(current, new.payload, f"{args.key} (current)", f"{args.key} (new)", color)
     )
     if new.empty:
-        print(f"{args.key} (new) is empty: this uncommits the key.")
-    elif was_empty and not new.payload:
-        print(f"{args.key} (new) has an empty payload.")
-    if not args.yes and not ask_yes_no(f"Commit to {client.commit_uri(args.key)} (yes/no)? "):
-        print(f"OK, not committing. Your work is saved in {path}")
-        return common.EXIT_OK
+        print(f"{args.key} (new) is empty: this uncommits the key.", file=sys.stderr)
+    elif not new.payload:
+        print(f"{args.key} (new) has an empty payload.", file=sys.stderr)
+    if not args.yes:
+        confirm(f"Commit to {client.commit_uri(args.key)} (yes/no)? ")
     try:
-        meta = client.post_commit(new.metadata(args.key), None if new.empty else new.payload)
+        meta = client.post_commit(new.metadata(args.key), value)
     except CommitOrderingError as exc:
-        retry = (
-            f"to retry, see 'rainer log {shlex.quote(args.key)}', set 'version: "
-            f"{exc.expected_version}' in the file and run 'rainer commit "
-            f"{shlex.quote(args.key)} < {shlex.quote(path)}', or start over with 'rainer edit "
-            f"{shlex.quote(args.key)}'"
-        )
-        raise CommandError(f"{explain_conflict(client, exc)}; {retry}", EXIT_CONFLICT) from None
+        # Not "set the next version in the file and commit it": that would overwrite the
+        # other person's change with a payload made from the version before it.
+        again = f"run 'rainer edit {shlex.quote(args.key)}' again: it "
+        newest = exc.expected_version - 1
+        if exc.provided_version <= newest:
+            again += f"starts from version {newest}, theirs, to make your change on top of it"
+        else:  # the file's version was set past the next one
+            again += f"prepares version {exc.expected_version}"
+        raise CommandError(f"{explain_conflict(client, exc)}; {again}", EXIT_CONFLICT) from None
     os.unlink(path)
-    print(f"Committed {args.key} version {meta['version']}.")
+    print_outcome(meta, changed=True)
     return common.EXIT_OK

@@ -6,9 +6,26 @@ import os
 import sys
 from collections.abc import Callable
 
+from rainer.cli.common import EXIT_DECLINED, CommandError
 
-def ask_yes_no(question: str) -> bool:
-    """Ask until the answer is yes or no (y/n too); end of input means no.
+
+def confirm(question: str) -> None:
+    """Ask ``question``; return on yes, and raise CommandError (exit EXIT_DECLINED, nothing
+    written) on no, or when nobody answers. Every command that asks has ``-y/--yes`` to skip
+    the question, so the message names it where it helps: when there was nobody to ask."""
+    answer = _answer_yes_no(question)
+    if answer is None:
+        raise CommandError(
+            "nobody answered (the input ended; without a terminal, the answer is read from "
+            "stdin); nothing was written; --yes goes ahead without asking",
+            EXIT_DECLINED,
+        )
+    if not answer:
+        raise CommandError("the answer was no; nothing was written", EXIT_DECLINED)
+
+
+def _answer_yes_no(question: str) -> bool | None:
+    """Ask until the answer is yes or no (y/n too); None when the input ends first.
 
     The question goes to /dev/tty and the answer comes from it, so it works inside pipes and
     after an editor ran; without a controlling terminal, stdin and stderr are used instead.
@@ -27,14 +44,15 @@ def ask_yes_no(question: str) -> bool:
 
 def _ask(
     question: str, read_line: Callable[[], str | None], write: Callable[[str], object]
-) -> bool:
+) -> bool | None:
     sys.stdout.flush()
+    sys.stderr.flush()  # what the question is about (a diff) comes before it
     write(question)
     while True:
         line = read_line()
         if line is None:
             write("\n")
-            return False
+            return None
         answer = line.strip().lower()
         if answer in ("yes", "y"):
             return True

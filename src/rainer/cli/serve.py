@@ -324,7 +324,9 @@ def register(subparsers: Subparsers) -> None:
     auth = subparsers.add_parser(
         "auth", help="tools for the server's auth file", description="Tools for --auth FILE."
     )
-    tools = auth.add_subparsers(dest="auth_command", metavar="TOOL", required=True)
+    tools = auth.add_subparsers(
+        dest="auth_command", metavar="TOOL", required=True, help="the tool to run"
+    )
     token = tools.add_parser(
         "token",
         help="print a new random token and the line for the auth file",

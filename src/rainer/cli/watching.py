@@ -11,7 +11,6 @@ or SIGTERM (exit 143).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import signal
@@ -22,7 +21,7 @@ from typing import Any
 from rainer.cli import common
 from rainer.cli.common import EXIT_USAGE, CommandError, command
 from rainer.cli.versions import describe
-from rainer.client import FeedEvent, RainerCommit, payload_json
+from rainer.client import FeedEvent, RainerCommit
 from rainer.errors import NotFoundError, RainerError
 
 EXIT_TERMINATED = 128 + signal.SIGTERM
@@ -40,7 +39,9 @@ def register(subparsers: common.Subparsers) -> None:
         "goes away is waited for; Ctrl-C ends the watch.",
         usage="rainer watch [options] [KEY [-- COMMAND ...]]",
     )
-    parser.add_argument("key", nargs="?", metavar="KEY")
+    parser.add_argument(
+        "key", nargs="?", metavar="KEY", help="the key to follow (default: every commit, as a feed)"
+    )
     parser.add_argument(
         "--index",
         type=int,
@@ -107,7 +108,9 @@ def watch(args: argparse.Namespace) -> int:
         if args.command_argv:
             _run(args.command_argv, found)
         elif args.json:
-            _print_line(_with_payload(found.meta, found.value) if args.payload else found.meta)
+            common.print_json(
+                common.with_payload(found.meta, found.value) if args.payload else found.meta
+            )
         else:
             print(f"{found.key}: {describe(found)}", flush=True)
     return common.EXIT_OK
@@ -145,21 +148,14 @@ def _run(argv: list[str], found: RainerCommit) -> None:
 def _print_event(event: FeedEvent) -> None:
     """A feed event as JSON lines: a commit; or a reset, then the scope's heads."""
     if event.kind == "reset":
-        _print_line({"event": "reset", "index": event.index})
+        common.print_json({"event": "reset", "index": event.index})
         for head in event.heads:
-            _print_line(_event_line("head", head))
+            common.print_json(_event_line("head", head))
     else:
-        _print_line(_event_line("commit", event))
+        common.print_json(_event_line("commit", event))
 
 
 def _event_line(kind: str, event: FeedEvent) -> dict[str, Any]:
-    return _with_payload({"event": kind, "index": event.index, **(event.meta or {})}, event.payload)
-
-
-def _with_payload(meta: dict[str, Any], payload: bytes | None) -> dict[str, Any]:
-    return {**meta, **payload_json(payload)} if payload is not None else dict(meta)
-
-
-def _print_line(value: dict[str, Any]) -> None:
-    # Flushed at once: a pipe (`rainer watch | jq`) would otherwise hold lines in a buffer.
-    print(json.dumps(value, ensure_ascii=False), flush=True)
+    return common.with_payload(
+        {"event": kind, "index": event.index, **(event.meta or {})}, event.payload
+    )

@@ -1,5 +1,10 @@
-"""Write commands: commit, commit-value, uncommit and revert. Each posts head + 1 (or the
-version it is given) and prints the new commit's metadata as one line of JSON."""
+"""Write commands: commit, commit-value, uncommit and revert.
+
+Each prints one line of JSON on stdout, whatever happens short of an error: the new commit's
+metadata with ``"changed": true``, or, when the newest version holds that payload already, the
+newest version's metadata with ``"changed": false`` and no new version (``--force`` commits
+anyway). What they show a person (a diff, a note) goes to stderr, so ``| jq`` always works.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +17,10 @@ from rainer.cli import common
 from rainer.cli.common import EXIT_CONFLICT, CommandError, command
 from rainer.cli.diffs import unified_diff
 from rainer.cli.prepared import PreparedCommitError, parse
-from rainer.cli.prompt import ask_yes_no
-from rainer.cli.versions import describe, explain_conflict
-from rainer.client import RainerClient
-from rainer.errors import CommitOrderingError, NotFoundError
+from rainer.cli.prompt import confirm
+from rainer.cli.versions import explain_conflict, head_commit, holds
+from rainer.client import RainerClient, RainerCommit, RainerForbiddenError
+from rainer.errors import CommitOrderingError
 
 
 def register(subparsers: common.Subparsers) -> None:
@@ -25,16 +30,24 @@ def register(subparsers: common.Subparsers) -> None:
         "commit", parents=[parent], help="commit a prepared commit read from stdin"
     )
     common.add_author_option(parser)
-    parser.add_argument("key")
+    add_force_option(parser)
+    parser.add_argument(
+        "key", metavar="KEY", help="the key to commit (the version is in the prepared commit)"
+    )
     parser.set_defaults(handler=commit)
 
     parser = subparsers.add_parser(
         "commit-value", parents=[parent], help="commit the payload read from stdin"
     )
     common.add_author_option(parser)
-    parser.add_argument("key")
+    add_force_option(parser)
+    parser.add_argument("key", metavar="KEY", help="the key to commit")
     parser.add_argument(
-        "version", type=common.version_number, nargs="?", help="default: the newest plus one"
+        "version",
+        metavar="VERSION",
+        type=common.version_number,
+        nargs="?",
+        help="the version to create (default: the newest plus one); a conflict if it exists",
     )
     parser.add_argument("-m", "--message", required=True, help="commit comment")
     parser.set_defaults(handler=commit_value)
@@ -43,9 +56,14 @@ def register(subparsers: common.Subparsers) -> None:
         "uncommit", parents=[parent], help="commit an empty version (a tombstone)"
     )
     common.add_author_option(parser)
-    parser.add_argument("key")
+    add_force_option(parser)
+    parser.add_argument("key", metavar="KEY", help="the key to uncommit")
     parser.add_argument(
-        "version", type=common.version_number, nargs="?", help="expect this to be the newest"
+        "version",
+        metavar="VERSION",
+        type=common.version_number,
+        nargs="?",
+        help="the version you expect to be the newest; a conflict if it is not",
     )
     parser.add_argument("-y", "--yes", action="store_true", help="do not ask")
     parser.add_argument("-m", "--message", default="", help="commit comment")
@@ -55,30 +73,67 @@ def register(subparsers: common.Subparsers) -> None:
         "revert", parents=[parent], help="commit an old version's payload as the next version"
     )
     common.add_author_option(parser)
-    parser.add_argument("key")
-    parser.add_argument("version", type=common.version_number)
+    add_force_option(parser)
+    parser.add_argument("key", metavar="KEY", help="the key to revert")
+    parser.add_argument(
+        "version", metavar="VERSION", type=common.version_number, help="the version to go back to"
+    )
     parser.add_argument("-m", "--message", help="comment (default: 'Revert to version N')")
     parser.set_defaults(handler=revert)
 
 
-def post(client: RainerClient, metadata: Mapping[str, Any], value: bytes | None) -> dict[str, Any]:
+def add_force_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="commit a new version even when the newest holds this payload already "
+        '(by default nothing is written, and the newest is printed with "changed": false)',
+    )
+
+
+def print_outcome(meta: Mapping[str, Any], changed: bool) -> None:
+    """A writing command's one line of JSON: the metadata of the commit that holds the payload
+    now (new, or the newest when nothing needed writing), and whether this run wrote it."""
+    common.print_json({**meta, "changed": changed})
+
+
+def conflict_error(
+    client: RainerClient, error: CommitOrderingError, *, head_was_named: bool = False
+) -> CommandError:
+    """A conflict as the command's error (exit 3), naming who committed in between."""
+    return CommandError(
+        f"{explain_conflict(client, error, head_was_named=head_was_named)}. Nothing was "
+        f"committed; look with 'rainer log {error.key}' and try again.",
+        EXIT_CONFLICT,
+    )
+
+
+def post(
+    client: RainerClient,
+    metadata: Mapping[str, Any],
+    value: bytes | None,
+    *,
+    head_was_named: bool = False,
+) -> dict[str, Any]:
     """Post; a conflict becomes an error naming who committed in between (exit 3)."""
     try:
         return client.post_commit(metadata, value)
     except CommitOrderingError as exc:
-        raise CommandError(
-            f"{explain_conflict(client, exc)}. Nothing was committed; "
-            f"look with 'rainer log {metadata['key']}' and try again.",
-            EXIT_CONFLICT,
-        ) from None
+        raise conflict_error(client, exc, head_was_named=head_was_named) from None
 
 
-def head_version(client: RainerClient, key: str) -> int:
-    """The key's newest version, 0 when it has none."""
+def head_to_compare(client: RainerClient, key: str, version: int | None) -> RainerCommit | None:
+    """The key's newest commit, to compare a payload with; None for a key never committed.
+
+    Also None when the version to create is known and the credentials may write the key but not
+    read it (a secret's rotator): such a commit goes ahead unchecked, as it always could.
+    """
     try:
-        return int(client.get_metadata(key)["version"])
-    except NotFoundError:
-        return 0
+        return head_commit(client, key)
+    except RainerForbiddenError:
+        if version is None:
+            raise
+        return None
 
 
 @command
@@ -88,7 +143,12 @@ def commit(args: argparse.Namespace) -> int:
         prepared = parse(sys.stdin.buffer.read(), args.key, common.author_from(args, client))
     except PreparedCommitError as exc:
         raise CommandError(f"stdin is not a prepared commit: {exc}") from None
-    common.print_json(post(client, prepared.metadata(args.key), prepared.payload))
+    value = None if prepared.empty else prepared.payload
+    head = head_to_compare(client, args.key, prepared.version)
+    if holds(head, value) and not args.force:
+        print_outcome(head.meta, changed=False)
+    else:
+        print_outcome(post(client, prepared.metadata(args.key), value), changed=True)
     return common.EXIT_OK
 
 
@@ -96,41 +156,54 @@ def commit(args: argparse.Namespace) -> int:
 def commit_value(args: argparse.Namespace) -> int:
     client = common.client_from(args)
     payload = sys.stdin.buffer.read()
-    version = args.version or head_version(client, args.key) + 1
+    head = head_to_compare(client, args.key, args.version)
+    if holds(head, payload) and not args.force:
+        # Whatever VERSION says, as the collection's module does: a re-run of a commit that
+        # landed finds its payload on top and stays green.
+        print_outcome(head.meta, changed=False)
+        return common.EXIT_OK
     metadata = {
         "key": args.key,
-        "version": version,
+        "version": args.version or (head.version if head is not None else 0) + 1,
         "author": common.author_from(args, client),
         "comment": args.message,
     }
-    common.print_json(post(client, metadata, payload))
+    print_outcome(post(client, metadata, payload), changed=True)
     return common.EXIT_OK
 
 
 @command
 def uncommit(args: argparse.Namespace) -> int:
     client = common.client_from(args)
-    current = client.get_commit(args.key, args.version)
-    if current.empty:
-        print(f"{args.key}: {describe(current)} is already empty; nothing to uncommit.")
+    head = client.get_commit(args.key)
+    if holds(head, None) and not args.force:
+        print_outcome(head.meta, changed=False)
         return common.EXIT_OK
+    if args.version is not None and args.version != head.version:
+        # Told before asking: the answer could not be used.
+        stale = CommitOrderingError(args.key, head.version + 1, args.version + 1)
+        raise conflict_error(client, stale, head_was_named=True)
     if not args.yes:
-        color = common.use_color(args)
-        sys.stdout.write(
-            unified_diff(current.value, None, f"{args.key} (current)", f"{args.key} (new)", color)
+        sys.stderr.write(
+            unified_diff(
+                head.value,
+                None,
+                f"{args.key} (current)",
+                f"{args.key} (new)",
+                common.use_color(args, sys.stderr),
+            )
         )
-        question = f"Uncommit {client.commit_uri(args.key)} (yes/no)? "
-        if not ask_yes_no(question):
-            print("OK, not committing.")
-            return common.EXIT_OK
+        confirm(f"Uncommit {client.commit_uri(args.key)} (yes/no)? ")
     metadata = {
         "key": args.key,
-        "version": current.version + 1,
+        "version": head.version + 1,
         "author": common.author_from(args, client),
         "comment": args.message,
         "empty": True,
     }
-    common.print_json(post(client, metadata, None))
+    print_outcome(
+        post(client, metadata, None, head_was_named=args.version is not None), changed=True
+    )
     return common.EXIT_OK
 
 
@@ -139,11 +212,8 @@ def revert(args: argparse.Namespace) -> int:
     client = common.client_from(args)
     target = client.get_commit(args.key, args.version)
     head = client.get_commit(args.key)
-    if (target.empty, target.value) == (head.empty, head.value):
-        print(
-            f"{args.key}: version {head.version} already has version {args.version}'s "
-            "payload; nothing to do."
-        )
+    if holds(head, target.value) and not args.force:
+        print_outcome(head.meta, changed=False)
         return common.EXIT_OK
     metadata = {
         "key": args.key,
@@ -154,5 +224,5 @@ def revert(args: argparse.Namespace) -> int:
         else f"Revert to version {args.version}",
         "empty": target.empty,
     }
-    common.print_json(post(client, metadata, target.value))
+    print_outcome(post(client, metadata, target.value), changed=True)
     return common.EXIT_OK
