@@ -7,9 +7,11 @@
 # the first failure:
 #
 #   yamllint -> ansible-lint -> ansible-galaxy collection build -> install the
-#   tarball into <tmp>/ansible_collections/rainer/rainer -> start a real
-#   `rainer serve` (temp SQLite) -> ansible-test sanity, units, integration
-#   -> molecule (extensions/molecule/default)
+#   tarball into <tmp>/ansible_collections/rainer/rainer -> ansible-test sanity
+#   (on the controller's Python, then compile and import on every other Python
+#   tests/config.yml declares for the modules) -> antsibull-docs'
+#   collection docs lint -> start a real `rainer serve` (temp SQLite) ->
+#   ansible-test units, integration -> molecule (extensions/molecule/default)
 #
 # A second server with --auth serves the unit tests' credential checks; the integration
 # target rainer_security starts one of its own with TLS from a test CA, with the same command.
@@ -21,7 +23,7 @@
 #
 # Environment:
 #   RAINER_SERVE       command that starts the server (default: <repo>/.venv/bin/rainer serve)
-#   RAINER_TEST_STEPS  steps to run (default: "lint build sanity units integration molecule")
+#   RAINER_TEST_STEPS  steps to run (default: "lint build sanity docs units integration molecule")
 #   RAINER_KEEP_TMP=1  keep the temporary directory for inspection
 set -euo pipefail
 
@@ -33,7 +35,7 @@ venv="${RAINER_ANSIBLE_VENV:-$root/.venv-ansible}"
 export PATH="$venv/bin:$PATH"
 python="$venv/bin/python"
 pyver="$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-steps=" ${RAINER_TEST_STEPS:-lint build sanity units integration molecule} "
+steps=" ${RAINER_TEST_STEPS:-lint build sanity docs units integration molecule} "
 serve="${RAINER_SERVE:-$root/.venv/bin/rainer serve}"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/rainer-collection-test.XXXXXX")"
@@ -123,9 +125,59 @@ if wants sanity || wants units || wants integration || wants molecule; then
   install_get_pip_standin
 fi
 
+# The Pythons the modules declare in tests/config.yml (python_requires) that this ansible-test
+# knows, other than the controller's: one "VERSION PATH" line each, PATH empty when no such
+# interpreter is installed (on PATH, or in pyenv's versions directory).
+declared_pythons() {
+  "$python" - "$coll/tests/config.yml" "$pyver" "${PYENV_ROOT:-$HOME/.pyenv}" <<'EOF'
+import glob, os, shutil, subprocess, sys
+import yaml
+from ansible_test._util.target.common.constants import CONTROLLER_PYTHON_VERSIONS, REMOTE_ONLY_PYTHON_VERSIONS
+from packaging.specifiers import SpecifierSet
+config, controller, pyenv = sys.argv[1:]
+with open(config) as handle:
+    declared = SpecifierSet(yaml.safe_load(handle)["modules"]["python_requires"])
+
+def runs(path):
+    # a pyenv shim is on PATH for every installed version but runs only the selected one
+    return subprocess.run([path, "-c", "pass"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+
+for version in REMOTE_ONLY_PYTHON_VERSIONS + CONTROLLER_PYTHON_VERSIONS:
+    if version == controller or version not in declared:
+        continue
+    name = "python" + version
+    candidates = sorted(glob.glob(os.path.join(pyenv, "versions", version + ".*", "bin", name)), reverse=True)
+    candidates += [path for path in [shutil.which(name)] if path]
+    print(version, next((path for path in candidates if runs(path)), ""))
+EOF
+}
+
 if wants sanity; then
   begin "ansible-test sanity (python $pyver)"
   (cd "$coll" && ansible-test sanity --python "$pyver" --color no --local)
+  end
+  # The modules run on the managed hosts' Pythons: compile and import them on each of the
+  # others the collection declares, so that nothing newer than the oldest slips in.
+  shims="$work/python-shims"
+  mkdir -p "$shims"
+  pythons="$(declared_pythons)"  # here, not in the loop's redirection, so that a failure stops the run
+  while read -r version interpreter; do
+    [ -n "$version" ] || continue
+    if [ -z "$interpreter" ]; then
+      echo "collection-test.sh: no python$version installed: compile and import on $version skipped" >&2
+      continue
+    fi
+    ln -sfn "$interpreter" "$shims/python$version"
+    begin "ansible-test sanity compile, import (python $version)"
+    (cd "$coll" && PATH="$shims:$PATH" ansible-test sanity --test compile --test import --python "$version" --color no --local \
+      < /dev/null)  # not the list this loop reads
+    end
+  done <<< "$pythons"
+fi
+
+if wants docs; then
+  begin "antsibull-docs lint-collection-docs --plugin-docs"
+  (cd "$coll" && antsibull-docs lint-collection-docs --plugin-docs .)
   end
 fi
 

@@ -5,7 +5,7 @@
 #
 # Create (or refresh) .venv-ansible: the tool chain that builds and tests the
 # rainer.rainer collection (ansible-core, ansible-lint, molecule, yamllint,
-# pytest and what `ansible-test units` needs).
+# antsibull-docs, pytest and what `ansible-test units` needs).
 #
 # The newest ansible-core needs Python >= 3.12, so a Python 3.12 is preferred
 # (pyenv's is found even when it is not the global pyenv version); without
@@ -26,7 +26,7 @@ venv="${RAINER_ANSIBLE_VENV:-$root/.venv-ansible}"
 core="${RAINER_ANSIBLE_CORE:-ansible-core>=2.16}"
 requirements=("$core" "pytest>=8" "pytest-mock" "pytest-xdist" "pytest-forked" "mock")
 if [ "${RAINER_ANSIBLE_MINIMAL:-0}" != 1 ]; then
-  requirements+=("ansible-lint>=24" "molecule>=24" "yamllint>=1.35" "antsibull-changelog")
+  requirements+=("ansible-lint>=24" "molecule>=24" "yamllint>=1.35" "antsibull-changelog" "antsibull-docs")
 fi
 stamp_text="v1 ${requirements[*]}"
 

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: Rainer for Python and Ansible contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -7,8 +6,8 @@
 
 from __future__ import annotations
 
-from ansible_collections.rainer.rainer.plugins.module_utils.info import INFO_ARGUMENT_SPEC, INFO_MODULE_KWARGS, run_info
-from ansible_collections.rainer.rainer.plugins.plugin_utils.controller_action import RainerControllerAction
+from ansible_collections.rainer.rainer.plugins.module_utils._info import INFO_ARGUMENT_SPEC, INFO_MODULE_KWARGS, run_info
+from ansible_collections.rainer.rainer.plugins.plugin_utils._controller_action import RainerControllerAction
 
 
 class ActionModule(RainerControllerAction):

@@ -1,9 +1,8 @@
-# -*- coding: utf-8 -*-
 # Copyright: Rainer for Python and Ansible contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Connection options shared by every plugin of the rainer.rainer collection."""
+"""Connection options shared by the plugins of the rainer.rainer collection."""
 
 from __future__ import annotations
 
@@ -11,9 +10,11 @@ from __future__ import annotations
 class ModuleDocFragment:
     """Documentation fragments for the Rainer HTTP connection.
 
-    C(DOCUMENTATION) describes the options; C(PLUGINS) adds the environment,
-    ini and variable sources that controller-side plugins (the lookup) read
-    through C(get_option).
+    C(DOCUMENTATION) describes the options every plugin takes (module_utils/_common.py's
+    CONNECTION_ARGUMENT_SPEC); C(AUTHOR) the author, which only the plugins that commit take
+    (AUTHOR_ARGUMENT_SPEC), so the read-only lookup and rainer_info do not list it; C(PLUGINS)
+    adds the environment, ini and variable sources that controller-side plugins (the lookup)
+    read through C(get_option).
     """
 
     DOCUMENTATION = r"""
@@ -28,8 +29,8 @@ options:
       - For the modules it may also come from the E(RAINER_URL) environment variable, the variable
         V(rainer_url) (read by the action plugin) or, most conveniently, from C(module_defaults)
         for the action group C(group/rainer.rainer.rainer).
+      - One of these must give it. Without a URL the task fails with a message naming these ways.
     type: str
-    required: true
   timeout:
     description:
       - Seconds to wait for a connection to the server, and then for each read of its answer.
@@ -74,17 +75,6 @@ options:
         learn whether the commit landed; only when it did not, and tries are left, it is posted again.
     type: int
     default: 2
-  author:
-    description:
-      - Author recorded with each commit (C(X-Rainer-Author)).
-      - Defaults to the E(RAINER_AUTHOR) environment variable, else the login name of the
-        user that runs the task.
-      - When neither is set and the task proves who it is (O(token), credentials in O(url), an
-        C(Authorization) header or O(client_cert)), no author is sent, and a server with C(--auth)
-        records the principal it proved. A server without C(--auth) then asks for one, and the login name is sent.
-      - With C(--auth), only a principal with the C(admin) role may record another author; for any
-        other principal, an author that is not its own name fails the task (403).
-    type: str
   token:
     description:
       - A token that proves who the task is to a server started with C(--auth), sent in the
@@ -95,6 +85,21 @@ options:
         header), redirects are not followed, so the token never goes to another address.
       - A refused token (401), or a principal without the permission (403), fails the task with a message
         naming the principal (when known), the key and the permission.
+    type: str
+"""
+
+    AUTHOR = r"""
+options:
+  author:
+    description:
+      - Author recorded with each commit (C(X-Rainer-Author)).
+      - Defaults to the E(RAINER_AUTHOR) environment variable, else the login name of the
+        user that runs the task.
+      - When neither is set and the task proves who it is (O(token), credentials in O(url), an
+        C(Authorization) header or O(client_cert)), no author is sent, and a server with C(--auth)
+        records the principal it proved. A server without C(--auth) then asks for one, and the login name is sent.
+      - With C(--auth), only a principal with the C(admin) role may record another author; for any
+        other principal, an author that is not its own name fails the task (403).
     type: str
 """
 
@@ -149,14 +154,6 @@ options:
         key: retries
     vars:
       - name: rainer_retries
-  author:
-    env:
-      - name: RAINER_AUTHOR
-    ini:
-      - section: rainer
-        key: author
-    vars:
-      - name: rainer_author
   token:
     env:
       - name: RAINER_TOKEN

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: Rainer for Python and Ansible contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -20,8 +19,9 @@ description:
     server, unless O(default) is given, which is then returned for it. A key the credentials may not read
     fails with a message naming the principal, the key and the permission.
   - Runs on the controller, so it costs milliseconds per task, also in loops.
-author:
-  - Rainer for Python and Ansible contributors (!UNKNOWN)
+# The authors are named in galaxy.yml. An author line here must name a GitHub account as "(@name)"
+# or say "(!UNKNOWN)", which ansible-doc shows to every reader; they have no account to name here.
+author: []
 extends_documentation_fragment:
   - rainer.rainer.connection
   - rainer.rainer.connection.plugins
@@ -118,11 +118,11 @@ _raw:
 """
 
 from ansible.errors import AnsibleLookupError
-from ansible.module_utils.common.text.converters import to_native
+from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.rainer.rainer.plugins.module_utils.client import RainerError, RainerNotFoundError
-from ansible_collections.rainer.rainer.plugins.module_utils.common import (
+from ansible_collections.rainer.rainer.plugins.module_utils._client import RainerError, RainerNotFoundError
+from ansible_collections.rainer.rainer.plugins.module_utils._common import (
     CONNECTION_OPTIONS,
     ParseError,
     RainerTaskError,
@@ -143,8 +143,8 @@ class LookupModule(LookupBase):
         meta = self.get_option("meta")
         version = self.get_option("version")
         prefix = self.get_option("prefix")
-        keys = [to_native(term) for term in terms or []]
-        options = dict((name, self.get_option(name)) for name in CONNECTION_OPTIONS)
+        keys = [to_text(term) for term in terms or []]
+        options = {name: self.get_option(name) for name in CONNECTION_OPTIONS}
 
         try:
             if prefix is not None and keys:
@@ -154,8 +154,8 @@ class LookupModule(LookupBase):
             client = client_from_options(options)
             if prefix is not None:
                 heads = client.list(all=False, payload=True, prefix=prefix)
-                return [dict((key, self._answer(client, key, heads[key], fmt, meta, default, None))
-                             for key in sorted(heads))]
+                return [{key: self._answer(client, key, heads[key], fmt, meta, default, None)
+                         for key in sorted(heads)}]
             commits = self._read(client, keys, version, default)
             return [self._answer(client, key, commits.get(key), fmt, meta, default, version) for key in keys]
         except RainerTaskError as exc:

@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: Rainer for Python and Ansible contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -28,10 +27,12 @@ description:
   - When the task runs on the controller (local connection, or C(delegate_to) localhost), the action
     plugin of the same name runs this module's code inside the controller process. Options, check and
     diff mode and return values are the same.
-author:
-  - Rainer for Python and Ansible contributors (!UNKNOWN)
+# The authors are named in galaxy.yml. An author line here must name a GitHub account as "(@name)"
+# or say "(!UNKNOWN)", which ansible-doc shows to every reader; they have no account to name here.
+author: []
 extends_documentation_fragment:
   - rainer.rainer.connection
+  - rainer.rainer.connection.author
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
   - ansible.builtin.action_common_attributes.flow
@@ -277,12 +278,12 @@ key:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.rainer.rainer.plugins.module_utils.changeset import (
+from ansible_collections.rainer.rainer.plugins.module_utils._changeset import (
     CHANGESET_ARGUMENT_SPEC,
     CHANGESET_MODULE_KWARGS,
     run_changeset,
 )
-from ansible_collections.rainer.rainer.plugins.module_utils.common import run_module
+from ansible_collections.rainer.rainer.plugins.module_utils._common import run_module
 
 
 def main():

@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: Rainer for Python and Ansible contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -22,8 +21,9 @@ description:
   - O(payloads=false) reads metadata only, which is much less to transfer for large payloads.
   - When the task runs on the controller (local connection, or C(delegate_to) localhost), the action
     plugin of the same name runs this module's code inside the controller process.
-author:
-  - Rainer for Python and Ansible contributors (!UNKNOWN)
+# The authors are named in galaxy.yml. An author line here must name a GitHub account as "(@name)"
+# or say "(!UNKNOWN)", which ansible-doc shows to every reader; they have no account to name here.
+author: []
 extends_documentation_fragment:
   - rainer.rainer.connection
   - ansible.builtin.action_common_attributes
@@ -136,6 +136,9 @@ attributes:
     support: full
     membership:
       - rainer.rainer.rainer
+notes:
+  - Reading records nothing, so this module takes no O(rainer.rainer.rainer_commit#module:author). When C(module_defaults) for the
+    action group C(group/rainer.rainer.rainer) set one for the modules that commit, this module leaves it aside.
 seealso:
   - module: rainer.rainer.rainer_commit
   - module: rainer.rainer.rainer_changeset
@@ -335,8 +338,8 @@ permission:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.rainer.rainer.plugins.module_utils.common import run_module
-from ansible_collections.rainer.rainer.plugins.module_utils.info import INFO_ARGUMENT_SPEC, INFO_MODULE_KWARGS, run_info
+from ansible_collections.rainer.rainer.plugins.module_utils._common import run_module
+from ansible_collections.rainer.rainer.plugins.module_utils._info import INFO_ARGUMENT_SPEC, INFO_MODULE_KWARGS, run_info
 
 
 def main():

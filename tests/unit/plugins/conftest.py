@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: Rainer for Python and Ansible contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -20,6 +19,7 @@ minute).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -35,11 +35,23 @@ import time
 import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from unittest import mock
 
 import pytest
 import yaml
 
-from ansible_collections.rainer.rainer.plugins.module_utils.client import RainerClient
+from ansible.module_utils import basic
+from ansible.module_utils.common.text.converters import to_bytes
+
+from ansible_collections.rainer.rainer.plugins.module_utils._client import RainerClient
+
+try:
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # ansible-core < 2.19
+    @contextlib.contextmanager
+    def patch_module_args(args):
+        with mock.patch.object(basic, "_ANSIBLE_ARGS", to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args}))):
+            yield
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = os.path.join(HERE, "..", "..", "integration", "integration_config.yml")
@@ -95,8 +107,8 @@ class SecuredServer(Secured):
 
     def __init__(self, command):
         self.folder = tempfile.mkdtemp(prefix="rainer-unit-auth-")
-        tokens = dict((name, secrets.token_urlsafe(24)) for name in ("ci-bot", "viewer", "root"))
-        line = dict((name, "sha256:" + hashlib.sha256(token.encode()).hexdigest()) for name, token in tokens.items())
+        tokens = {name: secrets.token_urlsafe(24) for name in ("ci-bot", "viewer", "root")}
+        line = {name: "sha256:" + hashlib.sha256(token.encode()).hexdigest() for name, token in tokens.items()}
         with open(os.path.join(self.folder, "auth.yaml"), "w") as handle:
             handle.write(
                 "roles:\n"
@@ -111,7 +123,7 @@ class SecuredServer(Secured):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
         sock.close()
-        super(SecuredServer, self).__init__("http://127.0.0.1:%d/diary" % port, tokens)
+        super().__init__("http://127.0.0.1:%d/diary" % port, tokens)
         self.log = open(os.path.join(self.folder, "server.log"), "wb")
         self.process = subprocess.Popen(
             shlex.split(command) + ["--host", "127.0.0.1", "--port", str(port), "--database",
@@ -240,3 +252,16 @@ def stub_server():
     yield make
     for server in servers:
         server.close()
+
+
+@pytest.fixture
+def run_module(capsys):
+    """Run a module's main() with ``args`` as AnsiballZ would hand them over: (exit code, result)."""
+
+    def run(module, args):
+        with patch_module_args(args):
+            with pytest.raises(SystemExit) as info:
+                module.main()
+        return info.value.code, json.loads(capsys.readouterr().out)
+
+    return run

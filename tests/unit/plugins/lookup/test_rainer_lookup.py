@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: Rainer for Python and Ansible contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -18,7 +17,7 @@ except ImportError:  # ansible-core < 2.19 templates every string
     def trust_as_template(value):
         return value
 
-from ansible_collections.rainer.rainer.plugins.module_utils.client import RainerClient
+from ansible_collections.rainer.rainer.plugins.module_utils._client import NO_URL, RainerClient
 
 
 @pytest.fixture
@@ -101,6 +100,24 @@ def test_options_from_variables_and_env(lookup, data, rainer_url, monkeypatch):
     assert lookup.run([data + "-a"], {"rainer_url": rainer_url}) == ['{"n": 2}']
     monkeypatch.setenv("RAINER_URL", rainer_url)
     assert lookup.run([data + "-a"], {}) == ['{"n": 2}']
+
+
+def test_no_url_says_how_to_give_one(lookup, monkeypatch):
+    monkeypatch.delenv("RAINER_URL", raising=False)
+    with pytest.raises(AnsibleError) as info:
+        lookup.run(["k"], {})
+    assert str(info.value) == NO_URL
+    with pytest.raises(AnsibleError) as info:
+        lookup.run(["k"], {"rainer_url": ""})
+    assert str(info.value) == NO_URL
+
+
+def test_the_read_only_lookup_has_no_author(lookup):
+    """It documents, and so reads, only what it takes: the author is recorded with commits."""
+    lookup.set_options(direct={"url": "http://127.0.0.1:1/diary"})
+    assert lookup.get_option("url") == "http://127.0.0.1:1/diary"
+    with pytest.raises(KeyError):
+        lookup.get_option("author")
 
 
 def test_unreachable_and_empty_terms(lookup, closed_port_url):

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: Rainer for Python and Ansible contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -12,13 +11,13 @@ from unittest import mock
 
 import pytest
 
-from ansible_collections.rainer.rainer.plugins.module_utils.changeset import run_changeset
-from ansible_collections.rainer.rainer.plugins.module_utils.client import (
+from ansible_collections.rainer.rainer.plugins.module_utils._changeset import run_changeset
+from ansible_collections.rainer.rainer.plugins.module_utils._client import (
     RainerChangeSetConflictError,
     RainerClient,
     RainerUnreachableError,
 )
-from ansible_collections.rainer.rainer.plugins.module_utils.common import RainerTaskError
+from ansible_collections.rainer.rainer.plugins.module_utils._common import RainerTaskError
 
 
 def change(key, **kwargs):
@@ -28,7 +27,7 @@ def change(key, **kwargs):
 
 
 def params(changes, **kwargs):
-    base = dict(changes=changes, comment="", expected_versions=None, conflict_retries=3)
+    base = dict(changes=changes, comment="", expected_versions=None)
     base.update(kwargs)
     return base
 
@@ -88,6 +87,7 @@ def test_expected_versions(client, keys):
         run_changeset(client, params([change(keys[0], content="three"), change(keys[1], content="new")],
                                      expected_versions={keys[0]: 1, keys[1]: 0}))
     assert "nothing was written" in info.value.message and "%r is at version 2, not 1" % keys[0] in info.value.message
+    assert "(version 2 was committed after it, refusing to overwrite)" in info.value.message
     assert info.value.details["stale"] == [dict(key=keys[0], expected_version=1, current_version=2)]
     assert client.head(keys[1]) is None
     # a key that already holds what is wanted is no change, whatever its expected version
@@ -179,7 +179,7 @@ def test_a_lost_answer_is_read_back_not_posted_again(client, keys):
 
     with mock.patch.object(client, "post_changes", side_effect=post_then_lose_answer) as post:
         metas = client.commit_changes([dict(key=keys[0], version=1, payload=b"a"),
-                                            dict(key=keys[1], version=1, payload=b"b")], comment="c")
+                                       dict(key=keys[1], version=1, payload=b"b")], comment="c")
     assert post.call_count == 1 and [m["key"] for m in metas] == keys[:2]
 
 

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: Rainer for Python and Ansible contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -13,8 +12,8 @@ import pytest
 
 from ansible.module_utils.urls import SSLValidationError
 
-from ansible_collections.rainer.rainer.plugins.module_utils import client as client_module
-from ansible_collections.rainer.rainer.plugins.module_utils.client import (
+from ansible_collections.rainer.rainer.plugins.module_utils import _client as client_module
+from ansible_collections.rainer.rainer.plugins.module_utils._client import (
     RainerBadRequestError,
     RainerClient,
     RainerConflictError,
@@ -30,9 +29,9 @@ from ansible_collections.rainer.rainer.plugins.module_utils.client import (
 
 def test_post_then_read_back_everything(client, key):
     assert client.head(key) is None
-    meta = client.post(key, 1, b"hello\n", comment=u"first \u00e9")
+    meta = client.post(key, 1, b"hello\n", comment="first \u00e9")
     assert meta["key"] == key and meta["version"] == 1 and meta["author"] == "unit-tests"
-    assert meta["comment"] == u"first \u00e9" and meta["empty"] is False and meta["mtime"]
+    assert meta["comment"] == "first \u00e9" and meta["empty"] is False and meta["mtime"]
 
     head = client.get(key)
     assert head.payload == b"hello\n" and head.meta == meta and head.text == "hello\n"
@@ -112,6 +111,59 @@ def test_unreachable_is_retried_then_raised(closed_port_url):
         client.get("k")
     assert info.value.status is None and str(info.value).endswith(": connection refused")
     assert client.requests == 3 and len(pauses) == 2 and pauses[0] < pauses[1]
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_no_answer_is_one_line_in_words(closed_port_url, scheme):
+    """The words of the rainer command's client: what went wrong, never "[Errno 111]"."""
+    url = closed_port_url.replace("http:", scheme + ":")
+    client = RainerClient(url, retries=0)
+    with pytest.raises(RainerUnreachableError) as info:
+        client.get("k")
+    origin = url.rpartition("/")[0]
+    assert str(info.value) == "cannot reach %s: connection refused" % origin
+    client = RainerClient("%s://no-such-host.invalid/diary" % scheme, retries=0)
+    with pytest.raises(RainerUnreachableError) as info:
+        client.get("k")
+    assert str(info.value) == "cannot reach %s://no-such-host.invalid: cannot resolve 'no-such-host.invalid'" % scheme
+
+
+def test_wrapped_errors_are_put_in_words():
+    """Errors ansible.module_utils.urls wraps in its own (where it checks an https:// connection
+    with a handler of its own, as ansible-core 2.16 does after a redirect or through an https_proxy,
+    "Failed to connect to ... [Errno 111] Connection refused") are put in words from the error inside."""
+    def wrapped(outer, inner):
+        try:
+            try:
+                raise inner
+            except OSError:
+                raise outer
+        except Exception as exc:  # pylint: disable=broad-except
+            return exc
+
+    client = RainerClient("https://127.0.0.1:1/diary", retries=0)
+    cases = [
+        (wrapped(client_module.UrlsConnectionError("Failed to connect: [Errno 111] Connection refused"),
+                 ConnectionRefusedError(111, "Connection refused")), RainerUnreachableError, "connection refused"),
+        (wrapped(SSLValidationError("Failed to validate the SSL certificate ... (long)"),
+                 ssl.SSLError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")), RainerTLSError,
+         "TLS failed: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"),
+        (wrapped(client_module.ProxyError("Failed to connect to the proxy"), ConnectionResetError(104, "Connection reset by peer")),
+         RainerUnreachableError, "the proxy failed: connection reset"),
+    ]
+    for error, kind, words in cases:
+        with mock.patch.object(client_module.Request, "open", side_effect=error):
+            with pytest.raises(kind) as info:
+                client.get("k")
+        assert str(info.value).startswith("cannot reach https://127.0.0.1:1: " + words), str(info.value)
+        assert "Errno" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_no_url_is_refused_with_the_one_message():
+    for url in (None, ""):
+        with pytest.raises(ValueError) as info:
+            RainerClient(url)
+        assert str(info.value) == client_module.NO_URL
 
 
 def test_timeout(silent_listener):

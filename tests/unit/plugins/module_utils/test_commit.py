@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: Rainer for Python and Ansible contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -11,9 +10,15 @@ from unittest import mock
 
 import pytest
 
-from ansible_collections.rainer.rainer.plugins.module_utils.client import RainerClient, RainerUnreachableError
-from ansible_collections.rainer.rainer.plugins.module_utils.commit import run_commit
-from ansible_collections.rainer.rainer.plugins.module_utils.common import (
+from ansible_collections.rainer.rainer.plugins.module_utils._client import RainerClient, RainerUnreachableError
+from ansible_collections.rainer.rainer.plugins.module_utils._changeset import CHANGESET_ARGUMENT_SPEC
+from ansible_collections.rainer.rainer.plugins.module_utils._commit import (
+    COMMIT_ARGUMENT_SPEC,
+    CONFLICT_RETRIES,
+    conflict_retries,
+    run_commit,
+)
+from ansible_collections.rainer.rainer.plugins.module_utils._common import (
     ParseError,
     RainerTaskError,
     client_from_options,
@@ -21,12 +26,12 @@ from ansible_collections.rainer.rainer.plugins.module_utils.common import (
     parse,
     serialize,
 )
-from ansible_collections.rainer.rainer.plugins.module_utils.info import run_info
+from ansible_collections.rainer.rainer.plugins.module_utils._info import run_info
 
 
 def params(key, **kwargs):
     base = dict(key=key, content=None, value=None, format="json", state="present", comment="",
-                expected_version=None, conflict_retries=3)
+                expected_version=None)
     base.update(kwargs)
     return base
 
@@ -117,12 +122,15 @@ def test_expected_version(client, key):
     with pytest.raises(RainerTaskError) as info:
         run_commit(client, params(key, content="v2", expected_version=0))
     assert "expected_version is 0" in str(info.value) and "newest version is 1" in str(info.value)
+    assert "version 1 was committed after it" in str(info.value)
     assert info.value.details["current_version"] == 1
     assert run_commit(client, params(key, content="v2", expected_version=1))["version"] == 2
     # already as wanted: no change, whatever the expected version (re-runs stay green)
     assert not run_commit(client, params(key, content="v2", expected_version=1))["changed"]
-    with pytest.raises(RainerTaskError):
+    with pytest.raises(RainerTaskError) as info:
         run_commit(client, params(key, content="v3", expected_version=7))
+    # Ahead of the key: nobody committed in between; the version asked for does not exist yet.
+    assert "newest version is 2; the key has no version 7 yet" in str(info.value)
     assert client.get(key).version == 2
     with pytest.raises(RainerTaskError):
         run_commit(client, params(key, content="v3", expected_version=-1))
@@ -238,7 +246,7 @@ def test_info_unparsable_payload_fails(client, key):
 
 
 def test_serialize_and_parse():
-    assert serialize({"b": 1, "a": "\u00fc"}, "json") == u'{\n  "a": "\u00fc",\n  "b": 1\n}\n'.encode("utf-8")
+    assert serialize({"b": 1, "a": "\u00fc"}, "json") == '{\n  "a": "\u00fc",\n  "b": 1\n}\n'.encode("utf-8")
     assert serialize([1], "yaml") == b"- 1\n"
     assert parse(b"a: 1", "yaml") == {"a": 1}
     with pytest.raises(ParseError):
@@ -253,3 +261,12 @@ def test_describe_and_options(client):
     made = client_from_options({"url": client.url, "timeout": 3, "retries": 1, "author": "x", "headers": {"A": "b"}})
     assert (made.timeout, made.retries, made.author, made.headers) == (3, 1, "x", {"A": "b"})
     assert "value" not in describe_commit(mock.Mock(meta={"key": "k"}, payload=None), "json")
+
+
+def test_conflict_retries_has_one_default():
+    """Both modules that commit take conflict_retries with the one default, which also stands in
+    when a caller leaves it out."""
+    assert COMMIT_ARGUMENT_SPEC["conflict_retries"]["default"] == CONFLICT_RETRIES
+    assert CHANGESET_ARGUMENT_SPEC["conflict_retries"]["default"] == CONFLICT_RETRIES
+    assert conflict_retries({}) == conflict_retries({"conflict_retries": None}) == CONFLICT_RETRIES
+    assert conflict_retries({"conflict_retries": -2}) == 0 and conflict_retries({"conflict_retries": 7}) == 7

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: Rainer for Python and Ansible contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -13,8 +12,8 @@ import json
 
 import pytest
 
-from ansible_collections.rainer.rainer.plugins.module_utils import client as client_module
-from ansible_collections.rainer.rainer.plugins.module_utils.client import (
+from ansible_collections.rainer.rainer.plugins.module_utils import _client as client_module
+from ansible_collections.rainer.rainer.plugins.module_utils._client import (
     RainerClient,
     RainerForbiddenError,
     RainerHTTPError,
@@ -23,15 +22,15 @@ from ansible_collections.rainer.rainer.plugins.module_utils.client import (
     redact_url,
     url_secrets,
 )
-from ansible_collections.rainer.rainer.plugins.module_utils.commit import run_commit
-from ansible_collections.rainer.rainer.plugins.module_utils.common import RainerTaskError, client_from_options
+from ansible_collections.rainer.rainer.plugins.module_utils._commit import run_commit
+from ansible_collections.rainer.rainer.plugins.module_utils._common import RainerTaskError, client_from_options
 
 META = {"key": "k", "version": 1, "author": "a", "comment": "", "mtime": "1970-01-01T00:00:00.002Z", "empty": False}
 
 
 def params(key, **kwargs):
     base = dict(key=key, content="x", value=None, format="json", state="present", comment="",
-                expected_version=None, conflict_retries=3)
+                expected_version=None)
     base.update(kwargs)
     return base
 

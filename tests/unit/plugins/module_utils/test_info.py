@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: Rainer for Python and Ansible contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -12,9 +11,9 @@ import time
 
 import pytest
 
-from ansible_collections.rainer.rainer.plugins.module_utils.client import RainerClient
-from ansible_collections.rainer.rainer.plugins.module_utils.common import RainerTaskError
-from ansible_collections.rainer.rainer.plugins.module_utils.info import run_info
+from ansible_collections.rainer.rainer.plugins.module_utils._client import RainerClient
+from ansible_collections.rainer.rainer.plugins.module_utils._common import RainerTaskError
+from ansible_collections.rainer.rainer.plugins.module_utils._info import run_info
 
 
 def later(seconds, action, *args):
@@ -111,7 +110,7 @@ def test_a_timeout_fails_saying_where_the_key_is(client, key):
 def test_long_waits_are_slices_and_each_request_waits_long_enough(client, key, monkeypatch):
     asked = []
     real = client._read
-    monkeypatch.setattr("ansible_collections.rainer.rainer.plugins.module_utils.info.WAIT_SLICE", 0.4)
+    monkeypatch.setattr("ansible_collections.rainer.rainer.plugins.module_utils._info.WAIT_SLICE", 0.4)
 
     def recording(url, *args, **kwargs):
         asked.append((url, kwargs.get("timeout")))

@@ -1,5 +1,4 @@
 #!/usr/bin/env python
-# -*- coding: utf-8 -*-
 # Copyright: Rainer for Python and Ansible contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -89,8 +88,8 @@ def main(folder):
     _write(folder, "alice", *authority.issue("alice", ExtendedKeyUsageOID.CLIENT_AUTH))
     _write(folder, "mallory", *Authority("another CA").issue("alice", ExtendedKeyUsageOID.CLIENT_AUTH))
 
-    tokens = dict((name, secrets.token_urlsafe(32)) for name in ("ci-bot", "viewer"))
-    digest = dict((name, "sha256:" + hashlib.sha256(token.encode("utf-8")).hexdigest()) for name, token in tokens.items())
+    tokens = {name: secrets.token_urlsafe(32) for name in ("ci-bot", "viewer")}
+    digest = {name: "sha256:" + hashlib.sha256(token.encode("utf-8")).hexdigest() for name, token in tokens.items()}
     with open(os.path.join(folder, "auth.yaml"), "w") as handle:
         handle.write(
             "roles:\n"

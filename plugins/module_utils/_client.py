@@ -1,7 +1,10 @@
-# -*- coding: utf-8 -*-
 # Copyright: Rainer for Python and Ansible contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
+#
+# Private to the rainer.rainer collection, as the leading underscore of the file name says (the
+# convention of community.hashi_vault and community.general): only this collection's plugins import
+# it, and its names may change in any release without notice.
 
 """The rainer.rainer collection's one HTTP client for the Rainer API.
 
@@ -44,13 +47,13 @@ import socket
 import ssl
 import time
 
-from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
+from ansible.module_utils.common.text.converters import to_bytes, to_text
 from http.client import HTTPException
 from urllib.error import HTTPError, URLError
 from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
-from ansible.module_utils.urls import Request, SSLValidationError, make_context
+from ansible.module_utils.urls import ProxyError, Request, SSLValidationError, make_context
 
 METADATA_FIELDS = ("key", "version", "author", "comment", "mtime", "empty")
 #: Seconds to wait for a connection and for each read of the answer: above every
@@ -75,6 +78,11 @@ MAX_CHANGES = 1000
 #: The longest a single blocking read asks the server to wait, in seconds. Well below the
 #: server's bound (10 minutes) and below the read timeouts proxies commonly use (60 s).
 WAIT_SLICE = 50.0
+#: The message for a task or lookup that names no server. RainerClient is the one place that checks,
+#: so the modules, the action plugins and the lookup all say this: ansible-core's own "missing
+#: required arguments: url" would not say that RAINER_URL or rainer_url would do as well.
+NO_URL = ("no Rainer server URL: give the url option, or set the RAINER_URL environment variable or the "
+          "rainer_url variable, to the diary's base URL, for example http://127.0.0.1:8080/diary")
 #: What stands for a secret in messages.
 REDACTED = "********"
 USER_AGENT = "rainer.rainer-ansible-collection"
@@ -283,7 +291,7 @@ def _flag(value):
 
 def _snippet(text, limit=200):
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 1] + u"\u2026"
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
 
 
 class RainerCommit:
@@ -346,7 +354,7 @@ def metadata_from_headers(headers):
 
 def metadata_only(meta):
     """The six metadata fields of a metadata (or list entry) dict."""
-    return dict((name, meta.get(name)) for name in METADATA_FIELDS)
+    return {name: meta.get(name) for name in METADATA_FIELDS}
 
 
 def _has_next(headers):
@@ -379,9 +387,44 @@ def url_secrets(url):
     return [secret for secret in found if secret]
 
 
-def _tls_reason(exc):
-    """A TLS failure in words: the SSL library's short reason when there is one."""
-    return "TLS failed: %s" % (getattr(exc, "reason", None) or to_native(exc))
+def _cause(exc):
+    """The error that says why a request got no answer.
+
+    ``URLError`` carries it as ``reason``. ansible.module_utils.urls wraps it in its own
+    ``ConnectionError`` (``SSLValidationError``, ``ProxyError``) where it checks an https://
+    connection with a handler of its own (ansible-core 2.16 after a redirect, or through an
+    https_proxy, or on a Python without SSLContext), and that text reads "Failed to connect to
+    HOST at port N: [Errno 111] Connection refused": the error it wrapped is the one to put in words.
+    """
+    while True:
+        if isinstance(exc, URLError) and isinstance(getattr(exc, "reason", None), BaseException):
+            exc = exc.reason
+        elif isinstance(exc, UrlsConnectionError) and isinstance(exc.__cause__ or exc.__context__, OSError):
+            exc = exc.__cause__ or exc.__context__
+        else:
+            return exc
+
+
+def _no_answer(exc, timeout, host):
+    """Why a request got no answer, in a few words (the ``rainer`` package client's words), and
+    whether TLS failed: ``(reason, tls)``."""
+    cause = _cause(exc)
+    if isinstance(exc, ProxyError):
+        inner, tls = (to_text(exc), False) if cause is exc else _no_answer(cause, timeout, host)
+        return "the proxy failed: %s" % inner, tls
+    if isinstance(cause, (ssl.SSLError, SSLValidationError)):
+        # the SSL library's short reason (CERTIFICATE_VERIFY_FAILED), else its words without "[Errno N]"
+        words = getattr(cause, "reason", None) or getattr(cause, "strerror", None) or to_text(cause)
+        return "TLS failed: %s" % words, True
+    if isinstance(cause, (socket.timeout, TimeoutError)):
+        return "no answer within %g s" % timeout, False
+    if isinstance(cause, socket.gaierror):
+        return "cannot resolve %r" % host, False
+    if isinstance(cause, OSError):
+        return _os_reason(cause), False
+    if isinstance(cause, HTTPException):
+        return "the connection closed before an answer came", False
+    return to_text(cause) or type(cause).__name__, False
 
 
 def _os_reason(exc):
@@ -392,7 +435,7 @@ def _os_reason(exc):
         return "connection reset"
     if getattr(exc, "strerror", None):
         return exc.strerror[0].lower() + exc.strerror[1:]
-    return to_native(exc) or "the connection closed before an answer came"
+    return to_text(exc) or "the connection closed before an answer came"
 
 
 #: Origins (scheme://host:port) whose server wanted an X-Rainer-Author even though the client
@@ -450,14 +493,14 @@ class RainerClient:
                  client_key=None, headers=None, retries=DEFAULT_RETRIES, author=None, sleep=time.sleep,
                  retry_delay=RETRY_DELAY, token=None):
         if not url:
-            raise ValueError("url is required: the diary's base URL, like http://host:8080/diary")
+            raise ValueError(NO_URL)
         text = to_text(url).strip().rstrip("/")
         try:
             parts = urlsplit(text)
             hostname = parts.hostname
             parts.port  # pylint: disable=pointless-statement  # raises ValueError on a bad port
         except ValueError as exc:
-            raise ValueError("not a usable URL: %s (%s)" % (redact_url(text), to_native(exc)))
+            raise ValueError("not a usable URL: %s (%s)" % (redact_url(text), to_text(exc)))
         self.url = redact_url(text)
         if parts.scheme not in ("http", "https") or not hostname:
             raise ValueError("not an http:// or https:// URL: %r" % self.url)
@@ -545,10 +588,9 @@ class RainerClient:
                 raise RainerBadRequestError("%s must be one line: HTTP headers cannot break lines" % name,
                                             url=url, method=method)
         # Header values go out as UTF-8 bytes: http.client would encode text as Latin-1.
-        all_headers = dict((name, to_bytes(value, encoding="utf-8")) for name, value in all_headers.items())
+        all_headers = {name: to_bytes(value, encoding="utf-8") for name, value in all_headers.items()}
         self.requests += 1
         timeout = timeout if timeout is not None else self.timeout
-        timed_out = "no answer within %s s" % ("%g" % timeout)
         try:
             extra = {}
             if REQUEST_TAKES_CONTEXT:
@@ -580,28 +622,11 @@ class RainerClient:
             except Exception:  # pylint: disable=broad-except
                 pass
             raise self._http_error(exc.code, body, url, method, key, version, getattr(exc, "headers", None))
-        except (SSLValidationError, ssl.SSLError) as exc:
-            raise self._unreachable(_tls_reason(exc), url, method, tls=True)
-        except URLError as exc:
-            reason = getattr(exc, "reason", exc)
-            if isinstance(reason, ssl.SSLError):
-                raise self._unreachable(_tls_reason(reason), url, method, tls=True)
-            if isinstance(reason, (socket.timeout, TimeoutError)):
-                raise self._unreachable(timed_out, url, method)
-            if isinstance(reason, socket.gaierror):
-                raise self._unreachable("cannot resolve %r" % self.host, url, method)
-            if isinstance(reason, OSError):
-                raise self._unreachable(_os_reason(reason), url, method)
-            raise self._unreachable(to_native(reason), url, method)
-        except (socket.timeout, TimeoutError):
-            raise self._unreachable(timed_out, url, method)
-        except HTTPException:
-            reason = "the connection closed before an answer came"
-            if self.client_cert and url.startswith("https:"):
+        except (URLError, UrlsConnectionError, HTTPException, OSError) as exc:
+            reason, tls = _no_answer(exc, timeout, self.host)
+            if not tls and isinstance(_cause(exc), HTTPException) and self.client_cert and url.startswith("https:"):
                 reason += " (a server that does not trust the client certificate answers like that)"
-            raise self._unreachable(reason, url, method)
-        except (UrlsConnectionError, OSError) as exc:
-            raise self._unreachable(_os_reason(exc), url, method)
+            raise self._unreachable(reason, url, method, tls=tls)
 
     def _http_error(self, status, body, url, method, key=None, version=None, headers=None):
         text = to_text(body, errors="surrogate_or_replace")
@@ -787,7 +812,7 @@ class RainerClient:
             data = base64.b64decode(entry.get("payload_base64") or "") if payload else None
             return RainerCommit(metadata_only(entry), data)
         except (AttributeError, TypeError, ValueError) as exc:
-            raise RainerProtocolError("not a Rainer commit in the answer: %s" % to_native(exc))
+            raise RainerProtocolError("not a Rainer commit in the answer: %s" % to_text(exc))
 
     def get(self, key, version=None):
         """The head (or ``version``) of ``key`` with its payload, in one request.

@@ -1,7 +1,10 @@
-# -*- coding: utf-8 -*-
 # Copyright: Rainer for Python and Ansible contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
+#
+# Private to the rainer.rainer collection, as the leading underscore of the file name says (the
+# convention of community.hashi_vault and community.general): only this collection's plugins import
+# it, and its names may change in any release without notice.
 
 """The logic of ``rainer.rainer.rainer_changeset``, shared by the module and its action plugin.
 
@@ -14,13 +17,20 @@ read and plan again.
 
 from __future__ import annotations
 
-from ansible_collections.rainer.rainer.plugins.module_utils.client import (
+from ansible_collections.rainer.rainer.plugins.module_utils._client import (
     MAX_CHANGES,
     RainerChangeSetConflictError,
     RainerError,
 )
-from ansible_collections.rainer.rainer.plugins.module_utils.commit import desired, needs_change, text_diff
-from ansible_collections.rainer.rainer.plugins.module_utils.common import FORMATS, RainerTaskError, argument_spec
+from ansible_collections.rainer.rainer.plugins.module_utils._commit import (
+    CONFLICT_RETRIES_OPTION,
+    conflict_retries,
+    desired,
+    needs_change,
+    stale_reason,
+    text_diff,
+)
+from ansible_collections.rainer.rainer.plugins.module_utils._common import FORMATS, RainerTaskError, argument_spec
 
 CHANGE_OPTIONS = dict(
     key=dict(type="str", required=True, no_log=False),
@@ -42,8 +52,8 @@ CHANGESET_ARGUMENT_SPEC = argument_spec(dict(
     ),
     comment=dict(type="str", default=""),
     expected_versions=dict(type="dict"),
-    conflict_retries=dict(type="int", default=3),
-))
+    conflict_retries=dict(CONFLICT_RETRIES_OPTION),
+), commits=True)
 
 CHANGESET_MODULE_KWARGS = dict(supports_check_mode=True)
 
@@ -106,8 +116,10 @@ def _plan(heads, changes, wanted, expected):
         plan.append(entry)
     if stale:
         raise RainerTaskError(
-            "expected_versions do not match the server, so nothing was written (someone else committed in between): "
-            + "; ".join("%r is at version %s, not %s" % (s["key"], s["current_version"], s["expected_version"])
+            "expected_versions do not match the server, so nothing was written: "
+            + "; ".join("%r is at version %s, not %s (%s)"
+                        % (s["key"], s["current_version"], s["expected_version"],
+                           stale_reason(s["expected_version"], s["current_version"]))
                         for s in stale),
             stale=stale)
     return plan
@@ -134,7 +146,7 @@ def run_changeset(client, params, check_mode=False, diff=False):
     expected = _expected_versions(params, set(keys))
     wanted = [(b"", None) if change.get("state") == "absent" else desired(change) for change in changes]
     comment = params.get("comment") or ""
-    retries = max(0, params.get("conflict_retries") if params.get("conflict_retries") is not None else 3)
+    retries = conflict_retries(params)
     attempts = 0
     try:
         while True:
@@ -157,7 +169,7 @@ def run_changeset(client, params, check_mode=False, diff=False):
                                 comment=comment if entry["change"].get("comment") is None else entry["change"]["comment"],
                                 mtime=None, empty=entry["action"] == "delete") for entry in moving]
                 result["commits"] = planned
-                result["changes"] = _outcome(plan, dict((meta["key"], meta) for meta in planned))
+                result["changes"] = _outcome(plan, {meta["key"]: meta for meta in planned})
                 return result
 
             try:
@@ -173,7 +185,7 @@ def run_changeset(client, params, check_mode=False, diff=False):
                 attempts += 1
                 continue
             result["commits"] = written
-            result["changes"] = _outcome(plan, dict((meta["key"], meta) for meta in written))
+            result["changes"] = _outcome(plan, {meta["key"]: meta for meta in written})
             return result
     except RainerError as exc:
         details = exc.to_dict()

@@ -1,7 +1,10 @@
-# -*- coding: utf-8 -*-
 # Copyright: Rainer for Python and Ansible contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
+#
+# Private to the rainer.rainer collection, as the leading underscore of the file name says (the
+# convention of community.hashi_vault and community.general): only this collection's plugins import
+# it, and its names may change in any release without notice.
 
 """Action plugin base: run a rainer.rainer module's own code in the controller when it may.
 
@@ -24,10 +27,16 @@ from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.common.text.converters import to_text
+from ansible.module_utils.errors import UnsupportedError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.rainer.rainer.plugins.module_utils.common import RainerTaskError, client_from_options, secrets_of
+from ansible_collections.rainer.rainer.plugins.module_utils._common import (
+    AUTHOR_ARGUMENT_SPEC,
+    RainerTaskError,
+    client_from_options,
+    secrets_of,
+)
 
 #: Variables that stand in for a connection option the task leaves out (the lookup reads the
 #: same variables): ``rainer_url`` and ``rainer_token``.
@@ -37,7 +46,7 @@ OPTION_VARIABLES = (("url", "rainer_url"), ("token", "rainer_token"))
 def plain(value):
     """The value a module would receive after its arguments went through JSON."""
     if isinstance(value, Mapping):
-        return dict((to_text(plain(k)), plain(v)) for k, v in value.items())
+        return {to_text(plain(k)): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [plain(v) for v in value]
     if isinstance(value, bool) or value is None:
@@ -83,12 +92,38 @@ class RainerControllerAction(ActionBase):
 
     def _args(self, task_vars):
         args = dict(self._task.args)
+        for option in self._group_options_not_taken(args):
+            del args[option]
         for option, variable in OPTION_VARIABLES:
             if args.get(option) is None and task_vars and task_vars.get(variable) is not None:
                 value = self._templar.template(task_vars[variable])
                 if value:
                     args[option] = to_text(value)
         return args
+
+    def _group_options_not_taken(self, args):
+        """Options among ``args`` that this module does not take and module_defaults for an action
+        group gave: the author, which only the modules that commit take.
+
+        ``group/rainer.rainer.rainer: {url: ..., author: ...}`` sets the connection for a whole play,
+        and ansible-core hands every member of the group every option of it, so rainer_info, which
+        commits nothing and therefore takes no author, would fail as if the task had named one.
+        An author that no group's module_defaults give still fails as an unsupported parameter.
+        """
+        grouped = set()
+        for defaults in self._task.module_defaults or []:
+            for name, options in (defaults or {}).items():
+                if name.startswith("group/") and isinstance(options, Mapping):
+                    grouped.update(options)
+        return [option for option in AUTHOR_ARGUMENT_SPEC
+                if option in args and option in grouped and option not in self.ARGUMENT_SPEC]
+
+    def _validation_failure(self, errors):
+        """The message AnsibleModule fails with for the same options (the first error's, marked
+        unsupported as it marks it), so that both paths say the same."""
+        if isinstance(errors[0], UnsupportedError):
+            return "Unsupported parameters for (%s) module: %s" % (self.MODULE, errors.msg)
+        return errors.msg
 
     def _apply_task_environment(self, args):
         """Honour the task's ``environment:`` for env fallbacks (RAINER_URL, RAINER_AUTHOR).
@@ -111,7 +146,7 @@ class RainerControllerAction(ActionBase):
                     break
 
     def run(self, tmp=None, task_vars=None):
-        result = super(RainerControllerAction, self).run(tmp, task_vars)
+        result = super().run(tmp, task_vars)
         del tmp
         args = self._args(task_vars or {})
 
@@ -125,7 +160,7 @@ class RainerControllerAction(ActionBase):
         validator = ArgumentSpecValidator(self.ARGUMENT_SPEC, **kwargs)
         validated = validator.validate(plain(args))
         if validated.error_messages:
-            result.update(failed=True, msg="Invalid options for %s: %s" % (self.MODULE, "; ".join(validated.error_messages)))
+            result.update(failed=True, msg=self._validation_failure(validated.errors))
             return result
 
         params = validated.validated_parameters

@@ -1,7 +1,10 @@
-# -*- coding: utf-8 -*-
 # Copyright: Rainer for Python and Ansible contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
+#
+# Private to the rainer.rainer collection, as the leading underscore of the file name says (the
+# convention of community.hashi_vault and community.general): only this collection's plugins import
+# it, and its names may change in any release without notice.
 
 """The logic of ``rainer.rainer.rainer_commit``, shared by the module and its action plugin.
 
@@ -16,12 +19,12 @@ from __future__ import annotations
 
 from ansible.module_utils.common.text.converters import to_bytes
 
-from ansible_collections.rainer.rainer.plugins.module_utils.client import (
+from ansible_collections.rainer.rainer.plugins.module_utils._client import (
     RainerConflictError,
     RainerError,
     decode_payload,
 )
-from ansible_collections.rainer.rainer.plugins.module_utils.common import (
+from ansible_collections.rainer.rainer.plugins.module_utils._common import (
     FORMATS,
     ParseError,
     RainerTaskError,
@@ -29,6 +32,12 @@ from ansible_collections.rainer.rainer.plugins.module_utils.common import (
     parse,
     serialize,
 )
+
+#: How many times a commit (or a change set, which plans the same way) reads again and decides
+#: again after a concurrent writer's 409: the default of both modules' conflict_retries.
+CONFLICT_RETRIES = 3
+
+CONFLICT_RETRIES_OPTION = dict(type="int", default=CONFLICT_RETRIES)
 
 COMMIT_ARGUMENT_SPEC = argument_spec(dict(
     key=dict(type="str", required=True, no_log=False),
@@ -38,8 +47,8 @@ COMMIT_ARGUMENT_SPEC = argument_spec(dict(
     state=dict(type="str", default="present", choices=["present", "absent"]),
     comment=dict(type="str", default=""),
     expected_version=dict(type="int"),
-    conflict_retries=dict(type="int", default=3),
-))
+    conflict_retries=dict(CONFLICT_RETRIES_OPTION),
+), commits=True)
 
 COMMIT_MODULE_KWARGS = dict(
     mutually_exclusive=[("content", "value")],
@@ -75,6 +84,13 @@ def desired(params):
             return False
 
     return payload, same_value
+
+
+def conflict_retries(params):
+    """How many times to read again and decide again after a 409: ``conflict_retries``, its default
+    when left out (a caller that did not validate the options), never below 0."""
+    retries = params.get("conflict_retries")
+    return max(0, CONFLICT_RETRIES if retries is None else retries)
 
 
 def needs_change(params, head, same):
@@ -113,7 +129,7 @@ def run_commit(client, params, check_mode=False, diff=False):
     key = params["key"]
     absent = params.get("state") == "absent"
     expected = params.get("expected_version")
-    retries = max(0, params.get("conflict_retries") if params.get("conflict_retries") is not None else 3)
+    retries = conflict_retries(params)
     if not absent and params.get("content") is None and params.get("value") is None:
         raise RainerTaskError("state=present needs content or value", key=key)
     if expected is not None and expected < 0:
@@ -134,8 +150,8 @@ def run_commit(client, params, check_mode=False, diff=False):
 
             if expected is not None and expected != head_version:
                 raise RainerTaskError(
-                    "Key %r: expected_version is %s but the server's newest version is %s; "
-                    "someone else committed in between, refusing to overwrite" % (key, expected, head_version),
+                    "Key %r: expected_version is %s but the newest version is %s; %s"
+                    % (key, expected, head_version, stale_reason(expected, head_version)),
                     key=key, expected_version=expected, current_version=head_version, previous=previous)
 
             new_version = head_version + 1
@@ -172,3 +188,10 @@ def run_commit(client, params, check_mode=False, diff=False):
                 attempts += 1
     except RainerError as exc:
         raise RainerTaskError(exc.message, key=key, **exc.to_dict())
+
+
+def stale_reason(expected, head_version):
+    """Why a write with ``expected_version`` is refused, in terms of the versions the user sees."""
+    if expected < head_version:
+        return "version %s was committed after it, refusing to overwrite" % head_version
+    return "the key has no version %s yet, refusing to write" % expected

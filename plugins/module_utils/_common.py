@@ -1,13 +1,18 @@
-# -*- coding: utf-8 -*-
 # Copyright: Rainer for Python and Ansible contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
+#
+# Private to the rainer.rainer collection, as the leading underscore of the file name says (the
+# convention of community.hashi_vault and community.general): only this collection's plugins import
+# it, and its names may change in any release without notice.
 
 """Pieces shared by the rainer.rainer modules, action plugins and lookup.
 
 The connection argument spec matches the ``rainer.rainer.connection`` doc
-fragment; :func:`client_from_options` turns options into a client, and the
-payload helpers give one meaning to ``format: json|yaml`` everywhere.
+fragment, and the author option the ``rainer.rainer.connection.author`` one,
+which only the plugins that commit take; :func:`client_from_options` turns
+options into a client, and the payload helpers give one meaning to
+``format: json|yaml`` everywhere.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import json
 from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 
-from ansible_collections.rainer.rainer.plugins.module_utils.client import (
+from ansible_collections.rainer.rainer.plugins.module_utils._client import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
     RainerClient,
@@ -38,8 +43,11 @@ except ImportError as _exc:  # pragma: no cover - PyYAML ships with ansible-core
 
 FORMATS = ("json", "yaml")
 
+#: The options every plugin takes to reach the server. ``url`` is not ``required`` here: a missing
+#: URL is found by :class:`RainerClient`, the one check, whose message says how to give one (the
+#: option, RAINER_URL or the rainer_url variable), where ansible-core would only name the option.
 CONNECTION_ARGUMENT_SPEC = dict(
-    url=dict(type="str", required=True, fallback=(env_fallback, ["RAINER_URL"])),
+    url=dict(type="str", fallback=(env_fallback, ["RAINER_URL"])),
     timeout=dict(type="float", default=DEFAULT_TIMEOUT),
     validate_certs=dict(type="bool", default=True),
     ca_path=dict(type="path"),
@@ -47,10 +55,16 @@ CONNECTION_ARGUMENT_SPEC = dict(
     client_key=dict(type="path", no_log=False),
     headers=dict(type="dict", no_log=True),
     retries=dict(type="int", default=DEFAULT_RETRIES),
-    author=dict(type="str", fallback=(env_fallback, ["RAINER_AUTHOR"])),
     token=dict(type="str", no_log=True, fallback=(env_fallback, ["RAINER_TOKEN"])),
 )
 
+#: The author recorded with each commit: an option of the plugins that commit only, so that a
+#: read-only plugin neither takes nor documents it.
+AUTHOR_ARGUMENT_SPEC = dict(
+    author=dict(type="str", fallback=(env_fallback, ["RAINER_AUTHOR"])),
+)
+
+#: What the read-only lookup reads with get_option.
 CONNECTION_OPTIONS = tuple(CONNECTION_ARGUMENT_SPEC)
 
 
@@ -58,7 +72,7 @@ class RainerTaskError(Exception):
     """A task failure: ``message`` for ``msg`` and ``details`` for the rest of the result."""
 
     def __init__(self, message, **details):
-        super(RainerTaskError, self).__init__(message)
+        super().__init__(message)
         self.message = message
         self.details = details
 
@@ -66,17 +80,20 @@ class RainerTaskError(Exception):
         return self.message
 
 
-def argument_spec(specific):
-    """The connection options plus a plugin's own ones."""
-    spec = dict((name, dict(option)) for name, option in CONNECTION_ARGUMENT_SPEC.items())
+def argument_spec(specific, commits=False):
+    """The connection options, the author when the plugin ``commits``, and a plugin's own options."""
+    shared = dict(CONNECTION_ARGUMENT_SPEC, **AUTHOR_ARGUMENT_SPEC) if commits else CONNECTION_ARGUMENT_SPEC
+    spec = {name: dict(option) for name, option in shared.items()}
     spec.update(specific)
     return spec
 
 
 def client_from_options(options, **kwargs):
-    """A :class:`RainerClient` configured from validated options (module params or lookup options)."""
-    if not options.get("url"):
-        raise RainerTaskError("No Rainer URL: set the url option (or RAINER_URL, or the rainer_url variable)")
+    """A :class:`RainerClient` configured from validated options (module params or lookup options).
+
+    The client checks them (a missing or unusable url, credentials given twice, ...); its
+    ValueError's message, which names the option, becomes the task's.
+    """
     try:
         return RainerClient(
             url=options.get("url"),
@@ -92,7 +109,8 @@ def client_from_options(options, **kwargs):
             **kwargs
         )
     except ValueError as exc:
-        raise RainerTaskError("Bad connection options: %s" % exc, url=redact_url(options.get("url")))
+        url = options.get("url")
+        raise RainerTaskError(str(exc), **({"url": redact_url(url)} if url else {}))
 
 
 def secrets_of(options):

@@ -1,7 +1,10 @@
-# -*- coding: utf-8 -*-
 # Copyright: Rainer for Python and Ansible contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
+#
+# Private to the rainer.rainer collection, as the leading underscore of the file name says (the
+# convention of community.hashi_vault and community.general): only this collection's plugins import
+# it, and its names may change in any release without notice.
 
 """The logic of ``rainer.rainer.rainer_info``, shared by the module and its action plugin.
 
@@ -14,13 +17,13 @@ from __future__ import annotations
 
 import time
 
-from ansible_collections.rainer.rainer.plugins.module_utils.client import (
+from ansible_collections.rainer.rainer.plugins.module_utils._client import (
     WAIT_SLICE,
     RainerCommit,
     RainerError,
     RainerNotFoundError,
 )
-from ansible_collections.rainer.rainer.plugins.module_utils.common import (
+from ansible_collections.rainer.rainer.plugins.module_utils._common import (
     FORMATS,
     RainerTaskError,
     argument_spec,
@@ -88,7 +91,7 @@ def run_info(client, params, check_mode=False, diff=False, sleep=time.sleep, clo
         if commit is not None:
             described = describe_commit(commit, fmt)
             result.update(exists=True, version=commit.version,
-                          commit=dict((name, described[name]) for name in commit.meta))
+                          commit={name: described[name] for name in commit.meta})
             if payloads:
                 result.update(payload=described.get("payload"), payload_base64=described.get("payload_base64"))
                 if fmt:
@@ -105,7 +108,7 @@ def _listing(client, params, fmt, payloads):
         raise RainerTaskError("history needs key")
     keys = params.get("keys")
     heads = client.list(all=bool(params.get("all")), payload=payloads, keys=keys, prefix=params.get("prefix"))
-    commits = dict((name, describe_commit(commit, fmt, strict=False)) for name, commit in sorted(heads.items()))
+    commits = {name: describe_commit(commit, fmt, strict=False) for name, commit in sorted(heads.items())}
     result = dict(changed=False, commits=commits, key_names=sorted(commits))
     if keys is not None:
         result["missing"] = [name for name in dict.fromkeys(keys) if name not in commits]
