@@ -2,7 +2,8 @@
 # Install the Debian packages whose servers the tests and benchmarks start for real
 # (tests/harness/): PostgreSQL, MariaDB, ZooKeeper (and a Java runtime for it), etcd, nginx, the
 # load tool wrk, and Chromium, the headless browser the web console's tests drive (Playwright is
-# pointed at /usr/bin/chromium and never downloads a browser of its own).
+# pointed at /usr/bin/chromium and never downloads a browser of its own), and shellcheck, which
+# ansible-test sanity runs on the collection's shell scripts (it skips that test without it).
 #
 # Idempotent: it installs only what is missing, runs `apt-get update` once and only then, and
 # prints one line per package it installs (nothing when all is there). Debian would start some of
@@ -24,7 +25,7 @@ export DEBIAN_FRONTEND=noninteractive
 POLICY_RC_D=${POLICY_RC_D:-/usr/sbin/policy-rc.d}
 
 # What we need; "a|b" means either package will do (the first one apt knows is installed).
-WANTED=(postgresql mariadb-server zookeeper etcd-server "nginx-light|nginx" wrk chromium)
+WANTED=(postgresql mariadb-server zookeeper etcd-server "nginx-light|nginx" wrk chromium shellcheck)
 # The system service each package may start.
 declare -A SERVICE_OF=(
     [postgresql]=postgresql [mariadb-server]=mariadb [etcd-server]=etcd
