@@ -386,11 +386,11 @@ class RainerClient:
         return wanted
 
     def get_commit(self, key: str, version: int | None = None) -> RainerCommit:
-        """A commit with its value: the newest, or the one at ``version``."""
-        meta = self.get_metadata(key, version)
-        # Ask for the value at the version just seen, so a commit in between cannot mix them.
-        value = None if meta.get("empty") else self.get_value(key, meta["version"])
-        return RainerCommit(meta, value)
+        """A commit with its value: the newest, or the one at ``version``. One request: the
+        payload's answer carries the metadata in its ``X-Rainer-*`` headers."""
+        answer = self._read(self._key_path(key, version), key=key, version=version)
+        meta = _meta_from_headers(answer)
+        return RainerCommit(meta, None if meta["empty"] else answer.body)
 
     def get_value(self, key: str, version: int | None = None) -> bytes:
         """The payload bytes (empty bytes for an empty commit)."""
@@ -973,6 +973,48 @@ class FeedEvent:
     @property
     def version(self) -> int | None:
         return None if self.meta is None else self.meta.get("version")
+
+
+def _meta_from_headers(answer: _Answer) -> dict[str, Any]:
+    """The metadata of a payload's answer, from its ``X-Rainer-*`` headers (UTF-8 on the wire,
+    which the HTTP library hands over decoded as Latin-1)."""
+
+    def text(name: str) -> str | None:
+        value = answer.headers.get(name)
+        if value is None:
+            return None
+        try:
+            return str(value).encode("latin-1").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            return str(value)
+
+    version, key, author = (
+        text(wire.HEADER_VERSION),
+        text(wire.HEADER_KEY),
+        text(wire.HEADER_AUTHOR),
+    )
+    mtime = text(wire.HEADER_MTIME)
+    if (
+        version is None
+        or not version.isascii()
+        or not version.isdigit()
+        or None in (key, author, mtime)
+    ):
+        raise RainerProtocolError(
+            f"no Rainer metadata headers in the answer from {answer.url}",
+            answer.status,
+            answer.text[:200],
+            answer.url,
+            answer.method,
+        )
+    return {
+        "key": key,
+        "version": int(version),
+        "author": author,
+        "comment": text(wire.HEADER_COMMENT) or "",
+        "mtime": mtime,
+        "empty": (text(wire.HEADER_EMPTY) or "").strip().lower() == "yes",
+    }
 
 
 def _event_from_meta(index: int, meta: Mapping[str, Any]) -> FeedEvent:
