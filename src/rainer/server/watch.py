@@ -16,10 +16,10 @@ does not wait behind ten thousand others.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import functools
 import re
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -99,6 +99,9 @@ class Watch:
         self._by_key: dict[str, set[_Waiter]] = {}
         self._listers: set[_Waiter] = set()
         self.recent: deque[Change] = deque(maxlen=FEED_MEMORY)
+        #: Batches of changes reported from other threads, not yet handed to the event loop.
+        self._pending: list[list[Change]] = []
+        self._pending_lock = threading.Lock()
         self._feeds: set[asyncio.Queue[list[Change] | None]] = set()
         self.closing = False
         #: How many requests are waiting or following the feed.
@@ -114,22 +117,39 @@ class Watch:
         if loop is None or loop.is_closed():
             return
         batch = [Change(key, info, index) for key, info in changes]
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            loop.call_soon_threadsafe(self._wake, batch)
+        # A head cache reports each commit of a batch on its own; they reach the event loop
+        # together, with one wake-up (a system call and a loop step each) for all of them.
+        with self._pending_lock:
+            self._pending.append(batch)
+            if len(self._pending) > 1:
+                return  # a hand-over is on its way, and takes this batch with it
+        try:
+            loop.call_soon_threadsafe(self._hand_over)
+        except RuntimeError:  # the loop closed meanwhile: nobody is waiting there any more
+            with self._pending_lock:
+                self._pending.clear()
+
+    def _hand_over(self) -> None:
+        with self._pending_lock:
+            batches, self._pending = self._pending, []
+        for batch in batches:
+            self._wake(batch)
 
     def _wake(self, batch: list[Change]) -> None:
         due: list[tuple[_Waiter, Change]] = []
         for change in batch:
             self.recent.append(change)
-            for waiter in self._by_key.get(change.key, ()):
-                if waiter.matches(change):
-                    due.append((waiter, change))
+            if self._by_key:
+                for waiter in self._by_key.get(change.key, ()):
+                    if waiter.matches(change):
+                        due.append((waiter, change))
             for waiter in self._listers:
                 if waiter.matches(change):
                     due.append((waiter, change))
         for queue in self._feeds:
             queue.put_nowait(batch)
-        self._wake_slice(due, 0)
+        if due:
+            self._wake_slice(due, 0)
 
     def _wake_slice(self, due: list[tuple[_Waiter, Change]], start: int) -> None:
         end = min(start + WAKE_SLICE, len(due))
