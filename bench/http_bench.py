@@ -96,16 +96,21 @@ def rainer_loads(
     database: harness.PostgresServer | None,
     server: str,
     zookeeper: harness.ZooKeeperServer | None = None,
+    src: Path | None = None,
+    tag: str = "",
 ) -> list[Load]:
     """Rainer's loads (granian: head reads only), each server on a fresh database.
 
     Reads go to a server seeded with KEYS keys; commits to a second server on a database of its
-    own, so the list stays at KEYS keys and read tables do not grow during the run.
+    own, so the list stays at KEYS keys and read tables do not grow during the run. ``src``
+    serves a patched copy of src/; ``tag`` names its databases apart from the others'.
     """
 
     def start(name: str) -> harness.RainerServer:
-        url = database and (database.url if name == "reads" else database.create_database(name))
-        return stack.enter_context(targets.rainer_server(url, server))
+        url = database and (
+            database.url if name == "reads" and not tag else database.create_database(name + tag)
+        )
+        return stack.enter_context(targets.rainer_server(url, server, src=src))
 
     def pids(rainer: harness.RainerServer) -> list[int]:
         return [rainer.pid] + ([database.pid] if database else [])
@@ -119,8 +124,8 @@ def rainer_loads(
         return [head]
     mirrored = []
     if database and zookeeper:
-        url = database.create_database("mirrored")
-        rainer = stack.enter_context(targets.rainer_server(url, server, zookeeper.hosts))
+        url = database.create_database("mirrored" + tag)
+        rainer = stack.enter_context(targets.rainer_server(url, server, zookeeper.hosts, src))
         targets.seed_rainer(rainer.diary_url)
         targets.wait_for_mirror(rainer.diary_url)
         name = f"{label}: head reads from the ZooKeeper mirror (--zookeeper)"
@@ -150,15 +155,36 @@ def _ratio(ours: Result, theirs: Result | None) -> str:
 
 def print_table(title: str, rows: list[Load], anchors: dict[str, Result], prefix: str) -> None:
     print(f"\n### {title}\n")
-    print("| load | req/s | p50 ms | p99 ms | non-200 | vs etcd | vs nginx | others' CPU |")
-    print("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
+    print(
+        "| load | req/s | p50 ms | p99 ms | non-200 | vs etcd | vs nginx | Rainer CPU µs/req "
+        "| others' CPU |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
     for load in rows:
         r = load.result()
         vs_etcd = f"{_ratio(r, anchors.get(load.anchor))} {load.anchor}" if load.anchor else "-"
         print(
             f"| {load.name.removeprefix(prefix)} | {r.rps:,.0f} | {r.p50_ms:.2f} "
             f"| {r.p99_ms:.2f} | {load.bad} | {vs_etcd} | {_ratio(r, anchors.get('nginx'))} "
-            f"| {r.others:.0%} |"
+            f"| {r.server_us:.1f} | {r.others:.0%} |"
+        )
+
+
+def print_comparison(pairs: list[tuple[Load, Load]], base: str, other: str) -> None:
+    """Each load served from src/ (``base``) and from the --compare copy, measured in turns."""
+    print(f"\n### {base} against {other}, interleaved\n")
+    print(
+        f"| load | {base} req/s | {other} req/s | {other} vs {base} | {base} CPU µs/req "
+        f"| {other} CPU µs/req | {other} vs {base} | others' CPU |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for before, after in pairs:
+        b, a = before.result(), after.result()
+        rps = a.rps / b.rps - 1 if b.rps else 0.0
+        cpu = a.server_us / b.server_us - 1 if b.server_us else 0.0
+        print(
+            f"| {before.name} | {b.rps:,.0f} | {a.rps:,.0f} | {rps:+.0%} | {b.server_us:.1f} "
+            f"| {a.server_us:.1f} | {cpu:+.0%} | {max(b.others, a.others):.0%} |"
         )
 
 
@@ -214,8 +240,9 @@ def print_targets(backends: dict[str, list[Load]], anchors: dict[str, Result]) -
                 head.p99_ms < 2,
                 f"{head.p99_ms / 2:.0%} of the limit",
             )
-        if backend == "SQLite":
-            commits = rows[-1].result()
+        many = [load for load in rows if "writers on distinct keys" in load.name]
+        if backend == "SQLite" and many:
+            commits = many[0].result()
             ratio = commits.rps / put
             line(
                 f"SQLite {WRITERS}-writer commits >= 1.0x etcd put",
@@ -248,9 +275,24 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="serve the rainer package from DIR (a patched copy of src/) instead of src/",
     )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="DIR",
+        help="also serve every Rainer load from DIR (another copy of src/), each measured right "
+        "after its twin from src/ (or --src), and print the two side by side",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="TEXT",
+        help="measure only the Rainer loads whose name contains TEXT (repeatable; the anchors "
+        "always run), e.g. --only commits --only list",
+    )
     args = parser.parse_args(argv)
     if args.src:
         harness.rainer.SRC_DIR = args.src.resolve()
+    compare = args.compare.resolve() if args.compare else None
     settings = Settings(
         seconds=args.seconds, runs=args.runs, warmup_seconds=args.warmup, retries=args.retries
     )
@@ -272,20 +314,46 @@ def main(argv: list[str] | None = None) -> int:
         postgres_missing = "skipped (--no-postgres)"
     began = time.monotonic()
 
+    def wanted(rows: list[Load]) -> list[Load]:
+        return [row for row in rows if not args.only or any(t in row.name for t in args.only)]
+
+    base_name, other_name = str(args.src or "src/"), str(args.compare)
     with contextlib.ExitStack() as stack:
         progress("starting nginx, etcd, Rainer on SQLite and PostgreSQL; seeding")
         anchor_rows = anchor_loads(stack)
-        backends = {"SQLite": rainer_loads(stack, "SQLite", None, "uvicorn")}
+        backends = {"SQLite": wanted(rainer_loads(stack, "SQLite", None, "uvicorn"))}
+        compared: dict[str, list[Load]] = {}
+        if compare:
+            rows = rainer_loads(stack, "SQLite", None, "uvicorn", src=compare, tag="_compare")
+            compared["SQLite"] = wanted(rows)
         if not postgres_missing:
             postgres = stack.enter_context(harness.PostgresServer())
             zookeeper = None
             if zookeeper_missing is None:
                 zookeeper = stack.enter_context(harness.ZooKeeperServer())
-            backends["PostgreSQL"] = rainer_loads(
-                stack, "PostgreSQL", postgres, "uvicorn", zookeeper
+            backends["PostgreSQL"] = wanted(
+                rainer_loads(stack, "PostgreSQL", postgres, "uvicorn", zookeeper)
             )
-        granian = [] if args.no_granian else rainer_loads(stack, "granian", None, "granian")
-        every = anchor_rows + [load for rows in backends.values() for load in rows] + granian
+            if compare:
+                rows = rainer_loads(
+                    stack, "PostgreSQL", postgres, "uvicorn", zookeeper, compare, "_compare"
+                )
+                compared["PostgreSQL"] = wanted(rows)
+        granian = []
+        if not args.no_granian and not args.only:
+            granian = rainer_loads(stack, "granian", None, "granian")
+        pairs = [
+            (load, twin)
+            for backend, rows in compared.items()
+            for load, twin in zip(backends[backend], rows, strict=True)
+        ]
+        for _, twin in pairs:
+            twin.name += f" [{other_name}]"
+        ours = [load for rows in backends.values() for load in rows]
+        # Each load from src/ right before its twin from the copy: neighbours hit both alike.
+        twins = {id(load): twin for load, twin in pairs}
+        ours = [row for load in ours for row in (load, twins.get(id(load))) if row is not None]
+        every = anchor_rows + ours + granian
         loads.measure_all(every, settings, progress)
         progress("stopping the servers")
 
@@ -294,6 +362,10 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(machine()))
     if args.src:
         print(f"- rainer served from {args.src} (a patched copy), not from src/")
+    if compare:
+        print(f"- every Rainer load also served from {compare}, measured right after its twin")
+    if args.only:
+        print(f"- only the Rainer loads whose name contains: {', '.join(args.only)}")
     repeated = sum(load.discarded for load in every)
     print(
         f"- load: wrk, {settings.threads} thread, {settings.connections} connections unless "
@@ -311,15 +383,22 @@ def main(argv: list[str] | None = None) -> int:
     print_anchors(anchor_rows)
     for backend, rows in backends.items():
         print_table(f"{backend} ({STACKS['uvicorn']})", rows, anchors, f"{backend}: ")
+        if backend in compared:
+            title = f"{backend} from {other_name} ({STACKS['uvicorn']})"
+            print_table(title, compared[backend], anchors, f"{backend}: ")
+    if pairs:
+        print_comparison(pairs, base_name, other_name)
     if postgres_missing:
         print(f"\nPostgreSQL: not measured: {postgres_missing}")
     elif zookeeper_missing:
         print(f"\nPostgreSQL with the ZooKeeper mirror: not measured: {zookeeper_missing}")
-    if granian:
+    if granian and backends["SQLite"]:
         stack_rows = [replace(backends["SQLite"][0], name=STACKS["uvicorn"])]
         stack_rows += [replace(granian[0], name=STACKS["granian"])]
         print_table("HTTP stack: the same app, SQLite head reads", stack_rows, anchors, "")
-    print_targets(backends, anchors)
+
+    if not args.only:
+        print_targets(backends, anchors)
 
     bad = sum(load.bad for load in every)
     if bad:

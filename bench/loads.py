@@ -50,6 +50,9 @@ class Result:
     socket_errors: int
     others: float = 0.0  # CPU used by other processes during the run, fraction of all cores
     runs: int = 1
+    #: CPU microseconds per request of the server under test (its first pid's process tree:
+    #: Rainer alone, not its database); moves less with the neighbours than requests per second
+    server_us: float = 0.0
 
     @staticmethod
     def median(results: list[Result]) -> Result:
@@ -63,6 +66,7 @@ class Result:
             socket_errors=sum(r.socket_errors for r in results),
             others=statistics.median(r.others for r in results),
             runs=len(results),
+            server_us=statistics.median(r.server_us for r in results),
         )
 
 
@@ -155,12 +159,14 @@ def run_wrk(load: Load, settings: Settings, run: int, seconds: int | None = None
             command += ["--", *arguments]
         busy, total = _machine_ticks()
         server = _tree_ticks(load.pids)
+        first = _tree_ticks(load.pids[:1])
         wrk = _children_ticks()
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=seconds + 60, check=False
         )
         busy_after, total_after = _machine_ticks()
         ours = _tree_ticks(load.pids) - server + _children_ticks() - wrk
+        first = _tree_ticks(load.pids[:1]) - first
     others = max(0.0, (busy_after - busy - ours) / max(1, total_after - total))
     for line in done.stdout.splitlines():
         if line.startswith(_MARKER):
@@ -177,6 +183,7 @@ def run_wrk(load: Load, settings: Settings, run: int, seconds: int | None = None
         bad=figures.get("non200", figures["status_errors"]),
         socket_errors=figures["socket_errors"],
         others=others,
+        server_us=first / _TICKS / max(1, requests) * 1e6,
     )
 
 

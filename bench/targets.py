@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import sys
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -31,7 +33,21 @@ def key_name(index: int) -> str:
     return f"key{index:03d}"
 
 
-class GranianRainerServer(RainerServer):
+class BenchRainerServer(RainerServer):
+    """``rainer serve``, from ``src`` (a patched copy of src/) when one is given."""
+
+    def __init__(self, *args: Any, src: Path | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.src = src
+
+    def _environment(self) -> dict[str, str]:
+        env = super()._environment()
+        if self.src is not None:  # ahead of the src/ the launcher put first
+            env["PYTHONPATH"] = str(self.src) + os.pathsep + env["PYTHONPATH"]
+        return env
+
+
+class GranianRainerServer(BenchRainerServer):
     """The same app on granian (one worker, uvloop, HTTP/1), through bench/asgi_factory.py."""
 
     name = "rainer-granian"
@@ -67,15 +83,19 @@ class GranianRainerServer(RainerServer):
 
 
 def rainer_server(
-    database_url: str | None, stack: str = "uvicorn", zookeeper: str | None = None
+    database_url: str | None,
+    stack: str = "uvicorn",
+    zookeeper: str | None = None,
+    src: Path | None = None,
 ) -> RainerServer:
-    """A server on ``database_url`` (None: SQLite in its temporary folder); not started yet."""
+    """A server on ``database_url`` (None: SQLite in its temporary folder); not started yet.
+    ``src``: serve the rainer package from this folder (a patched copy of src/) instead."""
     url = database_url or "sqlite:///rainer.db"
     env = {"RAINER_DATABASE": url, "RAINER_LOG_LEVEL": "warning"}
     if stack == "granian":
-        return GranianRainerServer(env=env)
+        return GranianRainerServer(env=env, src=src)
     zk = ["--zookeeper", zookeeper] if zookeeper else []
-    return RainerServer(["--database", url, "--log-level", "warning", *zk], env=env)
+    return BenchRainerServer(["--database", url, "--log-level", "warning", *zk], env=env, src=src)
 
 
 def wait_for_mirror(diary_url: str, timeout: float = 30) -> None:
