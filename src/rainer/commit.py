@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from json.encoder import encode_basestring
 from typing import Any
 
 from rainer.errors import BadRequestError, CorruptCommitError
@@ -68,12 +69,11 @@ def format_mtime(mtime: datetime) -> str:
     """
     if mtime.tzinfo is None:
         raise ValueError("mtime must be timezone-aware")
-    text = (
-        f"{mtime.year:04d}-{mtime.month:02d}-{mtime.day:02d}T"
-        f"{mtime.hour:02d}:{mtime.minute:02d}:{mtime.second:02d}.{mtime.microsecond // 1000:03d}"
-    )
-    offset = mtime.utcoffset() or timedelta(0)
-    if offset == timedelta(0):
+    # isoformat (in C, twice as fast as formatting the fields here; every commit's metadata
+    # needs this) pads every field as Joda-Time does; the zone is written below, in our form.
+    text = mtime.isoformat(timespec="milliseconds")[:23]
+    offset = mtime.utcoffset()
+    if not offset:
         return text + "Z"
     seconds = int(offset.total_seconds())
     sign = "+" if seconds >= 0 else "-"
@@ -143,6 +143,20 @@ def _meta(
     }
 
 
+def _meta_json(
+    key: str, version: int, author: str, comment: str, mtime: datetime, empty: bool
+) -> bytes:
+    """The metadata JSON: exactly ``json.dumps(_meta(...), separators=(",", ":"),
+    ensure_ascii=False).encode()``, made directly. Every commit needs it (its stored form, its
+    200, each list entry), and building the dict and a JSON encoder for it took several times
+    as long. Strings go through the encoder ``json.dumps`` itself uses for them."""
+    return (
+        f'{{"key":{encode_basestring(key)},"version":{version:d},'
+        f'"author":{encode_basestring(author)},"comment":{encode_basestring(comment)},'
+        f'"mtime":"{format_mtime(mtime)}","empty":{"true" if empty else "false"}}}'
+    ).encode()
+
+
 @dataclass(frozen=True, slots=True)
 class CommitInfo:
     """A commit without its payload: its metadata and the payload's size in bytes.
@@ -163,6 +177,11 @@ class CommitInfo:
         """The metadata dict, in the original's field order."""
         return _meta(self.key, self.version, self.author, self.comment, self.mtime, self.empty)
 
+    def meta_json(self) -> bytes:
+        """The metadata as compact JSON (what ``wire.json_body`` makes of ``meta()``, less the
+        line end)."""
+        return _meta_json(self.key, self.version, self.author, self.comment, self.mtime, self.empty)
+
 
 @dataclass(frozen=True, slots=True)
 class Commit:
@@ -174,6 +193,8 @@ class Commit:
     author: str
     comment: str
     mtime: datetime
+    #: ``meta_json()``, once made: a commit's stored form and its 200 share it.
+    _json: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def empty(self) -> bool:
@@ -184,6 +205,17 @@ class Commit:
         return _meta(
             self.key, self.version, self.author, self.comment, self.mtime, self.payload is None
         )
+
+    def meta_json(self) -> bytes:
+        """The metadata as compact JSON (as ``CommitInfo.meta_json``), made once per commit."""
+        found = self._json
+        if found is None:
+            found = _meta_json(
+                self.key, self.version, self.author, self.comment, self.mtime, self.empty
+            )
+            # Frozen, but this is derived from the fields: two threads racing make equal bytes.
+            object.__setattr__(self, "_json", found)
+        return found
 
     def info(self) -> CommitInfo:
         """This commit without its payload."""
@@ -199,7 +231,7 @@ class Commit:
 
     def encode(self) -> bytes:
         """The stored byte form (database column and ZooKeeper node)."""
-        header = json.dumps(self.meta(), separators=(",", ":"), ensure_ascii=False).encode()
+        header = self.meta_json()
         return b"%d\n%s\n%s\n" % (len(header), header, self.payload or b"")
 
     @classmethod

@@ -177,6 +177,9 @@ class StorageContract:
         found = storage.get_many([("a", 1), ("a", 2), ("a", 3), ("missing", 1)])
         assert sorted(found) == [("a", 1), ("a", 2)] and found["a", 1].payload == b"12345"
         assert storage.head_version("a") == 2 and storage.head_version("missing") is None
+        found_infos = storage.get_many_infos([("a", 1), ("a", 2), ("t", 1), ("missing", 1)])
+        assert found_infos == {name: found[name].info() for name in found} | {("t", 1): infos["t"]}
+        assert storage.head_versions() == {"a": 2, "t": 1}
 
     def test_a_change_set_is_saved_whole_or_not_at_all(self, storage):
         from rainer.errors import ChangeSetConflictError

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import random
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -123,3 +125,67 @@ def test_invalid_keys_say_why(key, reason):
     with pytest.raises(BadRequestError, match="Invalid key") as caught:
         validate_key(key)
     assert reason in str(caught.value)
+
+
+def _fields_formatted(mtime: datetime) -> str:
+    """format_mtime written field by field: what the isoformat shortcut must equal."""
+    text = (
+        f"{mtime.year:04d}-{mtime.month:02d}-{mtime.day:02d}T"
+        f"{mtime.hour:02d}:{mtime.minute:02d}:{mtime.second:02d}.{mtime.microsecond // 1000:03d}"
+    )
+    offset = mtime.utcoffset() or timedelta(0)
+    if offset == timedelta(0):
+        return text + "Z"
+    seconds = int(offset.total_seconds())
+    hours, minutes = divmod(abs(seconds) // 60, 60)
+    return f"{text}{'+' if seconds >= 0 else '-'}{hours:02d}:{minutes:02d}"
+
+
+def test_mtime_format_matches_field_by_field_formatting_for_any_time_and_zone():
+    rng = random.Random(7)
+    for _ in range(20_000):
+        offset = rng.choice(
+            [0, rng.randint(-1439, 1439) * 60, rng.uniform(-86399, 86399), rng.uniform(-1, 1)]
+        )
+        zone = UTC if offset == 0 else timezone(timedelta(seconds=offset))
+        mtime = datetime(
+            rng.randint(1, 9999),
+            rng.randint(1, 12),
+            rng.randint(1, 28),
+            rng.randint(0, 23),
+            rng.randint(0, 59),
+            rng.randint(0, 59),
+            rng.randint(0, 999_999),
+            tzinfo=zone,
+        )
+        assert format_mtime(mtime) == _fields_formatted(mtime)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["plain", 'quote " and \\ backslash', "tab\tnew\nline\r", "\x00\x1f\x7f", "ünï\u2028\u2029😀"],
+)
+def test_metadata_json_is_what_json_dumps_makes_of_the_metadata(text):
+    mtime = parse_mtime("2014-02-11T14:01:28.839-08:00")
+    for commit in (
+        Commit(f"k{text}", 7, b"payload", text, text, mtime),
+        Commit("k", 2**31 - 1, None, "a", text, mtime),
+    ):
+        expected = json.dumps(commit.meta(), separators=(",", ":"), ensure_ascii=False).encode()
+        assert commit.meta_json() == expected
+        assert commit.info().meta_json() == expected
+        assert commit.encode() == b"%d\n%s\n%s\n" % (
+            len(expected),
+            expected,
+            commit.payload or b"",
+        )
+        assert Commit.decode(commit.encode()) == commit
+
+
+def test_a_commit_made_again_is_equal_whatever_it_made_before():
+    # meta_json() is kept on the commit; it is no part of what the commit is.
+    mtime = parse_mtime("1970-01-01T00:00:00.002Z")
+    first = Commit("k", 1, b"x", "a", "", mtime)
+    first.meta_json()
+    again = Commit("k", 1, b"x", "a", "", mtime)
+    assert first == again and hash(first) == hash(again) and repr(first) == repr(again)

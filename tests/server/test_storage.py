@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import sqlalchemy as sa
 from storage_contract import StorageContract, make_commit
@@ -200,23 +202,40 @@ def test_reads_survive_a_database_restart(postgres_server, request, tmp_path):
         storage.stop()
 
 
-def test_ordering_check_reads_the_head_not_the_history(sql_storage):
+def test_ordering_check_reads_the_head_not_the_history(sql_storage, monkeypatch):
     """Long histories must not slow commits: the check asks each key's max by index."""
     sql_storage.save_batch([make_commit("long", v) for v in range(1, 201)])
     statements: list[str] = []
 
-    def record(conn, cursor, statement, *args):
-        statements.append(statement)
+    class Recording:
+        """The write path's driver cursor, noting each statement it runs."""
 
-    engine = sql_storage._engine
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
-        assert sql_storage.save_batch([make_commit("long", 201), make_commit("new", 1)]) == [
-            None,
-            None,
-        ]
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
+        def __init__(self, cursor):
+            self._cursor = cursor
+
+        def execute(self, statement, *args):
+            statements.append(statement)
+            return self._cursor.execute(statement, *args)
+
+        def executemany(self, statement, *args):
+            statements.append(statement)
+            return self._cursor.executemany(statement, *args)
+
+        def __getattr__(self, name):
+            return getattr(self._cursor, name)
+
+    transaction = sql_storage._transaction
+
+    @contextlib.contextmanager
+    def recorded():
+        with transaction() as cursor:
+            yield Recording(cursor)
+
+    monkeypatch.setattr(sql_storage, "_transaction", recorded)
+    assert sql_storage.save_batch([make_commit("long", 201), make_commit("new", 1)]) == [
+        None,
+        None,
+    ]
     check = next(s for s in statements if "max(" in s.lower())
     assert "group by" not in check.lower()
     assert check.lower().count("max(") == 2

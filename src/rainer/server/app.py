@@ -62,7 +62,15 @@ from rainer.server.request import (
     parse_version,
     rainer_headers,
 )
-from rainer.server.responses import Refused, Response, encode_headers, json_response, text
+from rainer.server.responses import (
+    Refused,
+    Response,
+    encode_headers,
+    json_response,
+    meta_response,
+    text,
+)
+from rainer.server.stalls import Stalls
 from rainer.server.watch import Change, HungUp, Watch, parse_wait
 from rainer.storage.base import SLICE_BYTES, Storage
 from rainer.storage.cached import HeadCache
@@ -77,6 +85,11 @@ _CACHED = encode_headers([(wire.HEADER_CACHED, "Yes")])
 _UNAVAILABLE_LOG_EVERY = 10.0  # seconds between two log lines about an unavailable database
 _PACE_MAX = 0.005  # seconds: the longest pause after a streamed chunk
 _GAP_FILL = 100  # the most commits of one key a feed event recovers from the database
+#: Heads a list without a view reads by (key, version) when the cache lacks them; more, and
+#: it reads every head in one query instead.
+_FETCH_INFOS_MAX = 256
+#: What one (key, version) of a list's heads holds in memory, beyond the key's characters.
+_HEAD_VERSION_BYTES = 136
 
 
 @dataclass(frozen=True)
@@ -201,6 +214,7 @@ class RainerApp:
         )
         self._validating = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rainer-validate")
         self._prefix = self.config.prefix.rstrip("/").encode()
+        self._stalls = Stalls(self.config.body_timeout)
         self._payloads = _Payloads(self.storage, self.cache)
         #: Bodies up to this size are made whole (and lists kept in the cache); larger ones are
         #: streamed, so a request in flight holds a few slices, not its whole answer.
@@ -577,15 +591,15 @@ class RainerApp:
     ) -> Response | Streamed:
         """The list's answer, once it is time to give it."""
 
+        def in_scope(key: str) -> bool:
+            return (readable is None or readable.match(key)) and (
+                prefix is None or key.startswith(prefix)
+            )
+
         def only_readable(infos: dict[str, CommitInfo]) -> dict[str, CommitInfo]:
             if readable is None and prefix is None:
                 return infos
-            return {
-                key: info
-                for key, info in infos.items()
-                if (readable is None or readable.match(key))
-                and (prefix is None or key.startswith(prefix))
-            }
+            return {key: info for key, info in infos.items() if in_scope(key)}
 
         view = self.view
         if keys:  # just those keys, from the view where it knows them
@@ -613,12 +627,56 @@ class RainerApp:
                 self.cache.put_list_body(generation, flags, body)
             response = Response(200, body, wire.JSON)
             return _with_cached(response) if view.cached else response
-        rendered = await self._render(
-            lambda: only_readable({info.key: info for info in self.storage.head_infos(every)}),
-            utf8,
-            b64,
-        )
-        return rendered if isinstance(rendered, Streamed) else Response(200, rendered, wire.JSON)
+
+        # No view: the database is asked, in a worker thread (the rendering thread is for
+        # rendering; a query there would make lists wait for each other's round trips). Only
+        # the head versions are asked for each time: what a list of those versions renders
+        # to never changes, so it is kept, keyed by them, as a view's lists are by generation.
+        versions = await self._in_thread(self._head_versions, in_scope)
+        flags = (every, utf8, b64, readable)
+        body = self.cache.list_body(versions, flags)
+        if body is not None:
+            return Response(200, body, wire.JSON)
+        infos = await self._in_thread(self._infos_of, versions, every)
+        rendered = await self._render(lambda: infos, utf8, b64)
+        if isinstance(rendered, Streamed):
+            return rendered
+        # The versions are the body's key: charged too (a tuple, an int and a str per head).
+        held = sum(_HEAD_VERSION_BYTES + len(key) for key, _ in versions)
+        self.cache.put_list_body(versions, flags, rendered, held)
+        return Response(200, rendered, wire.JSON)
+
+    def _head_versions(self, in_scope: Callable[[str], bool]) -> tuple[tuple[str, int], ...]:
+        """In a worker thread: the (key, version) of each head in scope, tombstones included."""
+        versions = self.storage.head_versions()
+        return tuple(sorted((key, v) for key, v in versions.items() if in_scope(key)))
+
+    def _infos_of(
+        self, versions: tuple[tuple[str, int], ...], every: bool
+    ) -> dict[str, CommitInfo]:
+        """In a worker thread: the metadata of each (key, version), from the commit cache where
+        it is (a commit never changes), so only heads not seen before are read and decoded."""
+        found: dict[str, CommitInfo] = {}
+        missing = []
+        for key, version in versions:
+            entry = self.cache.get(key, version)
+            if entry is not None:
+                found[key] = entry.info
+            else:
+                missing.append((key, version))
+        fetched: Iterable[CommitInfo] = ()
+        if len(missing) > _FETCH_INFOS_MAX:
+            # Most of them (a first list, or a budget too small to keep them): one query for
+            # every head beats a query per few dozen. A head newer than ``versions`` is as
+            # good: the list is a snapshot either way.
+            wanted = dict(missing)
+            fetched = [i for i in self.storage.head_infos(include_empty=True) if i.key in wanted]
+        elif missing:
+            fetched = self.storage.get_many_infos(missing).values()
+        for info in fetched:
+            self.cache.entry(info)
+            found[info.key] = info
+        return {key: info for key, info in found.items() if every or not info.empty}
 
     def _some_infos(self, keys: Iterable[str], every: bool) -> dict[str, CommitInfo]:
         """In a worker thread: the heads of ``keys`` that exist (tombstones with ``every``)."""
@@ -726,7 +784,7 @@ class RainerApp:
             return wire.json_body(
                 wire.meta_with_payload(info, payload, feed.utf8, feed.b64)
             ).rstrip()
-        return wire.json_body(info.meta()).rstrip()
+        return info.meta_json()
 
     def _index(self) -> int:
         """The index a list answer carries: the view's, or this server's own commit count."""
@@ -920,7 +978,8 @@ class RainerApp:
                 wire.conflict_body(exc.key, exc.expected_version, exc.provided_version),
                 wire.JSON,
             )
-        return json_response(200, commit.meta())
+        # The metadata JSON made for the stored form: one meta per commit, not two.
+        return meta_response(commit)
 
     async def commit(self, commit: Commit) -> None:
         """Check ``commit`` as every write is checked, and save it; returns once it is durable.
@@ -1056,12 +1115,7 @@ class RainerApp:
         chunks: list[bytes] = []
         size = 0
         while True:
-            try:
-                message = await asyncio.wait_for(receive(), self.config.body_timeout)
-            except TimeoutError:
-                raise Refused(
-                    408, f"Request timeout: no payload bytes for {self.config.body_timeout:g} s"
-                ) from None
+            message = await self._stalls.receive(receive)  # 408 after body_timeout
             if message["type"] == "http.disconnect":
                 raise BadRequestError("Client went away before the whole payload arrived")
             chunk = message.get("body", b"")
@@ -1176,7 +1230,8 @@ def _mtime(value: str | None) -> datetime:
 
 class _Payloads:
     """Payloads for the renderers: from the memory budget when there, else from the storage,
-    small ones a batch at a time and large ones a slice at a time. Runs on rendering threads."""
+    small ones a batch at a time and large ones a slice at a time; and the list entries
+    rendered of small ones, kept within the budget. Runs on rendering threads."""
 
     def __init__(self, storage: Storage, cache: CommitCache) -> None:
         self.storage = storage
@@ -1202,6 +1257,12 @@ class _Payloads:
             payload = entry.commit.payload
             return (payload[i : i + SLICE_BYTES] for i in range(0, len(payload), SLICE_BYTES))
         return self.storage.payload_slices(info.key, info.version, info.size)
+
+    def entry(self, info: CommitInfo, utf8: bool, b64: bool) -> bytes | None:
+        return self.cache.list_entry(info.key, info.version, (utf8, b64))
+
+    def keep_entry(self, info: CommitInfo, utf8: bool, b64: bool, entry: bytes) -> None:
+        self.cache.put_list_entry(info.key, info.version, (utf8, b64), entry)
 
 
 def _last_event_id(scope: Scope) -> int | None:

@@ -1,8 +1,9 @@
 """The server's memory budget: commits and rendered answers, least recently used first out.
 
 A commit never changes once written, so whatever is derived from (key, version) can be kept for as
-long as memory allows; heads are found through the head view, which holds metadata only. Lists
-rendered for one generation of the heads are kept here too, and dropped when the heads move on.
+long as memory allows (its payload, its answers, its entry in a list); heads are found through the
+head view, which holds metadata only. Lists rendered for one generation of the heads are kept here
+too, and dropped when the heads move on.
 Everything is charged by its bytes (payload, rendered bodies, a fixed allowance for the objects),
 and ``max_bytes`` is never exceeded.
 """
@@ -29,17 +30,27 @@ class CachedCommit:
     Rendering is lazy and idempotent, so two threads racing to render get equal answers.
     """
 
-    __slots__ = ("_meta", "_payload", "commit", "info")
+    __slots__ = ("_info", "_meta", "_payload", "commit")
 
-    def __init__(self, info: CommitInfo, commit: Commit | None) -> None:
-        self.info = info
+    def __init__(self, info: CommitInfo | None, commit: Commit | None) -> None:
+        assert info is not None or commit is not None
+        self._info = info
         self.commit = commit
         self._meta: Response | None = None
         self._payload: Response | None = None
 
+    @property
+    def info(self) -> CommitInfo:
+        # Made when first asked for: an entry put for every commit saved (``put``) seldom is.
+        if self._info is None:
+            assert self.commit is not None
+            self._info = self.commit.info()
+        return self._info
+
     def meta_response(self) -> Response:
         if self._meta is None:
-            self._meta = meta_response(self.info)
+            # A loaded commit has its metadata JSON already (its stored form was made with it).
+            self._meta = meta_response(self.commit if self.commit is not None else self.info)
         return self._meta
 
     def payload_response(self) -> Response:
@@ -51,7 +62,7 @@ class CachedCommit:
 
     @property
     def cost(self) -> int:
-        return ENTRY_OVERHEAD + (self.info.size if self.commit is not None else 0)
+        return ENTRY_OVERHEAD + (len(self.commit.payload or b"") if self.commit is not None else 0)
 
 
 class CommitCache:
@@ -67,7 +78,7 @@ class CommitCache:
         self._lock = threading.Lock()
         self._entries: OrderedDict[object, tuple[object, int]] = OrderedDict()
         self._used = 0
-        self._list_generation: int | None = None
+        self._list_generation: object = None
         self._list_names: set[object] = set()
 
     @property
@@ -90,17 +101,33 @@ class CommitCache:
         found = self.get(commit.key, commit.version)
         if found is not None and found.commit is not None:
             return found
-        entry = CachedCommit(commit.info(), commit)
+        entry = CachedCommit(found.info if found is not None else None, commit)
         if found is not None:
             entry._meta = found._meta  # keep what was rendered already
         self._put((commit.key, commit.version), entry, entry.cost)
         return entry
 
-    def list_body(self, generation: int, flags: tuple[object, ...]) -> bytes | None:
+    def list_entry(self, key: str, version: int, flags: tuple[object, ...]) -> bytes | None:
+        """What a list rendered for (key, version) with ``flags`` (``listing``), when kept."""
+        found = self._get(("\0entry", key, version, flags))
+        return found if isinstance(found, bytes) else None
+
+    def put_list_entry(
+        self, key: str, version: int, flags: tuple[object, ...], entry: bytes
+    ) -> None:
+        self._put(("\0entry", key, version, flags), entry, len(entry) + ENTRY_OVERHEAD)
+
+    def list_body(self, generation: object, flags: tuple[object, ...]) -> bytes | None:
+        """A list kept for ``generation`` of the heads (anything that changes when they do:
+        the view's generation, or the heads' versions themselves) and ``flags``."""
         found = self._get(("\0list", generation, flags))
         return found if isinstance(found, bytes) else None
 
-    def put_list_body(self, generation: int, flags: tuple[object, ...], body: bytes) -> None:
+    def put_list_body(
+        self, generation: object, flags: tuple[object, ...], body: bytes, generation_bytes: int = 0
+    ) -> None:
+        """Keep a list; ``generation_bytes``: what the generation itself holds in memory (the
+        heads' versions), charged with the body."""
         with self._lock:
             if self._list_generation != generation:
                 # Lists of older generations will never be asked for again.
@@ -110,7 +137,7 @@ class CommitCache:
                 self._list_generation = generation
             name = ("\0list", generation, flags)
             self._list_names.add(name)
-        self._put(name, body, len(body) + ENTRY_OVERHEAD)
+        self._put(name, body, len(body) + generation_bytes + ENTRY_OVERHEAD)
 
     def _get(self, name: object) -> object | None:
         with self._lock:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import base64
 import codecs
-import json
 from collections.abc import Iterable, Iterator, Sequence
+from json.encoder import encode_basestring
 from typing import Protocol
 
 from rainer.commit import CommitInfo
@@ -31,7 +31,7 @@ WHOLE_BYTES = 4 * 1024 * 1024
 
 
 class Payloads(Protocol):
-    """Where a renderer gets payloads."""
+    """Where a renderer gets payloads, and keeps what it rendered of small ones."""
 
     def whole(self, infos: Sequence[CommitInfo]) -> dict[tuple[str, int], bytes | None]:
         """The payloads of small commits, in one go; a missing entry could not be read."""
@@ -39,9 +39,17 @@ class Payloads(Protocol):
     def slices(self, info: CommitInfo) -> Iterator[bytes]:
         """A large commit's payload, a slice at a time."""
 
+    def entry(self, info: CommitInfo, utf8: bool, b64: bool) -> bytes | None:
+        """The entry rendered for ``info`` with these flags before, when it was kept."""
 
-def _dumps(value: object) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    def keep_entry(self, info: CommitInfo, utf8: bool, b64: bool, entry: bytes) -> None:
+        """Keep a small commit's rendered entry: a commit never changes, so neither does it."""
+
+
+def _string(text: str) -> bytes:
+    """``text`` as a JSON string, as ``json.dumps(text, ensure_ascii=False)`` writes it (with the
+    same encoder, without making a JSONEncoder per call)."""
+    return encode_basestring(text).encode()
 
 
 def _utf8(slices: Iterable[bytes]) -> Iterator[bytes]:
@@ -51,10 +59,10 @@ def _utf8(slices: Iterable[bytes]) -> Iterator[bytes]:
     for piece in slices:
         text = decoder.decode(piece)
         if text:
-            yield _dumps(text)[1:-1]
+            yield _string(text)[1:-1]
     text = decoder.decode(b"", final=True)
     if text:
-        yield _dumps(text)[1:-1]
+        yield _string(text)[1:-1]
 
 
 def _base64(slices: Iterable[bytes]) -> Iterator[bytes]:
@@ -74,7 +82,7 @@ def _entry(
     info: CommitInfo, payload: bytes | None, payloads: Payloads, utf8: bool, b64: bool
 ) -> Iterator[bytes]:
     """One commit's metadata JSON, with its payload fields when asked."""
-    meta = _dumps(info.meta())
+    meta = info.meta_json()
     if info.empty or not (utf8 or b64):
         yield meta
         return
@@ -103,16 +111,31 @@ def _pieces(
     read are left out."""
     if not (utf8 or b64):
         for info in infos:
-            yield info, iter((_dumps(info.meta()),))
+            yield info, iter((info.meta_json(),))
         return
     for batch in batches(infos, BATCH_BYTES):
-        small = [info for info in batch if not info.empty and info.size <= SLICE_BYTES]
+        # Small commits' entries are rendered whole, and kept: a list made again (another
+        # request, or after a commit to one of its keys) fetches and renders only what is new.
+        kept: dict[tuple[str, int], bytes] = {}
+        small = []
+        for info in batch:
+            if not info.empty and info.size <= SLICE_BYTES:
+                entry = payloads.entry(info, utf8, b64)
+                if entry is None:
+                    small.append(info)
+                else:
+                    kept[info.key, info.version] = entry
         found = payloads.whole(small) if small else {}
         for info in batch:
-            if info.empty or info.size > SLICE_BYTES:
+            name = (info.key, info.version)
+            if name in kept:
+                yield info, iter((kept[name],))
+            elif info.empty or info.size > SLICE_BYTES:
                 yield info, _entry(info, None, payloads, utf8, b64)
-            elif (info.key, info.version) in found:
-                yield info, _entry(info, found[info.key, info.version], payloads, utf8, b64)
+            elif name in found:
+                entry = b"".join(_entry(info, found[name], payloads, utf8, b64))
+                payloads.keep_entry(info, utf8, b64, entry)
+                yield info, iter((entry,))
 
 
 def _chunked(pieces: Iterable[bytes]) -> Iterator[bytes]:
@@ -137,7 +160,7 @@ def render_list(
     def pieces() -> Iterator[bytes]:
         separator = b"{"
         for info, entry in _pieces(infos, payloads, utf8, b64):
-            yield separator + _dumps(info.key) + b":"
+            yield separator + _string(info.key) + b":"
             yield from entry
             separator = b","
         yield (b"{" if separator == b"{" else b"") + b"}\r\n"

@@ -4,9 +4,10 @@ Implementations: ``memory.MemoryStorage`` (tests, embedding), ``sql.SqlStorage``
 PostgreSQL, MySQL/MariaDB) and ``http.HttpStorage`` (another Rainer server); wrappers in
 ``wrapper``, ``cached`` and ``rainer.keeper.publishing`` act after each save.
 
-Reads come in two weights. ``head_infos`` and ``history_infos`` give metadata and sizes only, so
-listing a store of large payloads costs memory in proportion to its keys, not its bytes; ``get``,
-``get_many`` and ``history`` bring payloads, and callers fetch them a bounded batch at a time.
+Reads come in two weights. ``head_infos``, ``get_many_infos`` and ``history_infos`` give metadata
+and sizes only (``head_versions`` just the head versions), so listing a store of large payloads
+costs memory in proportion to its keys, not its bytes; ``get``, ``get_many`` and ``history`` bring
+payloads, and callers fetch them a bounded batch at a time.
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ class Storage:
         """
         return [c.info() for c in self.heads().values() if include_empty or not c.empty]
 
+    def head_versions(self) -> dict[str, int]:
+        """The version of every key's newest commit, tombstones included: the least a caller
+        that keeps what it derives from each (key, version) has to ask for each time."""
+        return {info.key: info.version for info in self.head_infos(include_empty=True)}
+
     def iter_heads(self, include_empty: bool = True) -> Iterator[Commit]:
         """Every head with its payload, fetched about ``BATCH_BYTES`` at a time."""
         infos = self.head_infos(include_empty)
@@ -95,6 +101,12 @@ class Storage:
             if commit is not None:
                 found[key, version] = commit
         return found
+
+    def get_many_infos(
+        self, wanted: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], CommitInfo]:
+        """``get_many`` without the payloads."""
+        return {name: commit.info() for name, commit in self.get_many(wanted).items()}
 
     def check(self, commit: Commit) -> None:
         """Raise BadRequestError or PayloadTooLargeError for a commit this storage could never

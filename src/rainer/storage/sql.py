@@ -17,13 +17,13 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVarTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from rainer.commit import Commit, CommitInfo, IncompleteHeaderError, decode_info
 from rainer.errors import (
@@ -37,8 +37,8 @@ from rainer.errors import (
 from rainer.storage.base import SLICE_BYTES, OnUnreadable, Storage
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine.interfaces import DBAPIConnection
-    from sqlalchemy.pool import ConnectionPoolEntry
+    from sqlalchemy.engine.interfaces import DBAPIConnection, DBAPICursor
+    from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +126,10 @@ class SqlStorage(Storage):
         self._lock_file: int | None = None
         self._engine: Engine | None = None
         self._reader: Engine | None = None
-        self._writer: sa.Connection | None = None
+        #: The SQLite writer's connection, kept (see _transaction).
+        self._writer: PoolProxiedConnection | None = None
         self._has_is_empty = True
-        self._maxes_statements: dict[int, sa.Select[*tuple[Any, ...]]] = {}
+        self._maxes_statements: dict[int, _Compiled] = {}
         self._unreadable_logged: set[tuple[str, int]] = set()
 
     # -- life cycle ------------------------------------------------------------------------
@@ -271,8 +272,11 @@ class SqlStorage(Storage):
         self._select_version = sa.select(t.c.name, t.c.version, t.c.payload).where(
             t.c.name == sa.bindparam("key"), t.c.version == sa.bindparam("version")
         )
-        self._select_versions = sa.select(t.c.name, t.c.version, t.c.payload).where(
-            sa.tuple_(t.c.name, t.c.version).in_(sa.bindparam("wanted", expanding=True))
+        wanted = sa.tuple_(t.c.name, t.c.version).in_(sa.bindparam("wanted", expanding=True))
+        self._select_versions = sa.select(t.c.name, t.c.version, t.c.payload).where(wanted)
+        self._select_version_infos = sa.select(*info_columns).where(wanted)
+        self._select_head_versions = sa.select(t.c.name, sa.func.max(t.c.version)).group_by(
+            t.c.name
         )
         self._select_slice = sa.select(
             sa.func.substr(t.c.payload, sa.bindparam("start"), sa.bindparam("length"))
@@ -280,8 +284,15 @@ class SqlStorage(Storage):
         self._select_max = sa.select(sa.func.max(t.c.version)).where(
             t.c.name == sa.bindparam("key")
         )
-        # Rows name their columns, so an old table without is_empty gets no is_empty.
-        self._insert = sa.insert(t)
+        # The write path's statements, for the driver (see "writes" below). An old table
+        # without is_empty gets rows without it.
+        assert self._engine is not None
+        self._dialect = self._engine.dialect
+        self._dialect_name = self._dialect.name
+        self._dbapi: Any = self._dialect.loaded_dbapi  # the driver's module: its errors
+        columns = ["name", "version", "payload"] + (["is_empty"] if self._has_is_empty else [])
+        self._insert_sql = _Compiled(sa.insert(t), self._dialect, columns)
+        self._maxes_statements.clear()
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -418,12 +429,26 @@ class SqlStorage(Storage):
         version: int | None = self._rows(self._select_max, key=key)[0][0]
         return version
 
+    def head_versions(self) -> dict[str, int]:
+        # No join back to the rows: the primary key's index answers it.
+        return {_text(name): version for name, version in self._rows(self._select_head_versions)}
+
     def get_many(self, wanted: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Commit]:
         found: dict[tuple[str, int], Commit] = {}
         for start in range(0, len(wanted), _GET_MANY_ROWS):
             chunk = list(wanted[start : start + _GET_MANY_ROWS])
             for commit in self._commits(self._rows(self._select_versions, wanted=chunk)):
                 found[commit.key, commit.version] = commit
+        return found
+
+    def get_many_infos(
+        self, wanted: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], CommitInfo]:
+        found: dict[tuple[str, int], CommitInfo] = {}
+        for start in range(0, len(wanted), _GET_MANY_ROWS):
+            chunk = list(wanted[start : start + _GET_MANY_ROWS])
+            for info in self._infos(self._rows(self._select_version_infos, wanted=chunk), None):
+                found[info.key, info.version] = info
         return found
 
     def _page(
@@ -455,16 +480,24 @@ class SqlStorage(Storage):
             raise _unavailable(exc) from exc
 
     # -- writes ----------------------------------------------------------------------------
+    #
+    # Writes run the Core statements built above, compiled once for the dialect (``_Compiled``),
+    # on the driver's cursor, in a transaction of a driver connection from SQLAlchemy's pool.
+    # Core's execution layer around each statement (an execution context, parameter processing,
+    # a result object, transaction bookkeeping) took more CPU than SQLite needs to run it: about
+    # 60 of the 160 µs of a one-commit batch, on the one thread every commit waits for
+    # (docs/benchmarks.md). So the statements stay Core's, and one write path serves every
+    # database; only the layer that ran them each time is gone. Reads keep it: they run on many
+    # threads, and a read's cost is its round trip.
 
-    def _row(self, commit: Commit) -> dict[str, object]:
-        row: dict[str, object] = {
-            "name": commit.key,
-            "version": commit.version,
-            "payload": commit.encode(),
-        }
-        if self._has_is_empty:
-            row["is_empty"] = 1 if commit.empty else 0
-        return row
+    def _row(self, commit: Commit) -> tuple[object, ...]:
+        """The insert's parameters for ``commit``, in its order."""
+        row = (self._bind_key(commit.key), commit.version, commit.encode())
+        return (*row, 1 if commit.empty else 0) if self._has_is_empty else row
+
+    def _bind_key(self, key: str) -> str | bytes:
+        # What KeyName makes of a key for Core: bytes for MySQL's VARBINARY, else the text.
+        return key.encode("utf-8") if self._dialect_name == "mysql" else key
 
     def save(self, commit: Commit) -> None:
         result = self.save_batch([commit])[0]
@@ -501,79 +534,107 @@ class SqlStorage(Storage):
     def _save_changeset(self, commits: Sequence[Commit]) -> None:
         for _ in range(3):
             try:
-                with self._writing() as connection, connection.begin():
-                    results, rows = self._check_order(connection, commits)
+                with self._transaction() as cursor:
+                    results, rows = self._check_order(cursor, commits)
                     conflicts = [e for e in results if isinstance(e, CommitOrderingError)]
                     if conflicts:
                         raise ChangeSetConflictError(conflicts)
-                    connection.execute(self._insert, rows)
+                    cursor.executemany(self._insert_sql.sql, self._insert_sql.many(rows))
                 return
-            except IntegrityError:
+            except self._dbapi.IntegrityError:
                 continue  # a race lost to another process: check again, in a new transaction
-            except DBAPIError as exc:
+            except (self._dbapi.Error, DBAPIError) as exc:
                 raise _unavailable(exc) from exc
         raise StorageUnavailableError("change set kept racing other writers; try again")
 
-    def _writing(self) -> AbstractContextManager[sa.Connection]:
-        """A connection for one write transaction.
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[DBAPICursor]:
+        """A cursor in a write transaction, committed when the block ends, rolled back when it
+        raises.
 
         With SQLite, writes are serialized by the write lock, so the writer keeps one connection
-        instead of checking one out of the pool (and resetting it) for every batch.
+        instead of checking one out of the pool (and resetting it) for every batch. Elsewhere
+        each transaction checks one out, and the pool's pre-ping makes sure it is alive: a
+        connection that died while idle must not be discovered at COMMIT, where nobody could
+        tell whether it landed.
         """
-        if self._write_lock is None:
-            return self._engine_or_fail().connect()
-        if self._writer is None:
-            self._writer = self._engine_or_fail().connect()
-        return contextlib.nullcontext(self._writer)
+        connection = self._writer
+        if connection is None:
+            if self._engine is None:
+                raise StorageUnavailableError("storage is not started")
+            connection = self._engine.raw_connection()
+            if self.single_writer:
+                self._writer = connection
+        cursor = connection.cursor()
+        try:
+            yield cursor
+            connection.commit()
+        except BaseException as exc:
+            with contextlib.suppress(self._dbapi.Error):
+                connection.rollback()
+            if isinstance(exc, self._dbapi.Error) and self._dialect.is_disconnect(
+                exc, connection.dbapi_connection, cursor
+            ):
+                # Gone: the pool opens a new one next time, as Core does for its statements.
+                connection.invalidate(exc)
+                self._writer = None
+            raise
+        finally:
+            cursor.close()
+            if connection is not self._writer:
+                connection.close()  # back to the pool
 
     def _save_batch(self, commits: Sequence[Commit]) -> list[Exception | None]:
         try:
-            with self._writing() as connection, connection.begin():
-                results, rows = self._check_order(connection, commits)
+            with self._transaction() as cursor:
+                results, rows = self._check_order(cursor, commits)
                 if rows:
-                    connection.execute(self._insert, rows)
+                    cursor.executemany(self._insert_sql.sql, self._insert_sql.many(rows))
             return results
-        except IntegrityError:
+        except self._dbapi.IntegrityError:
             # Another process inserted one of these versions first, and the whole transaction
             # was rolled back. Alone, the commit lost; in a batch, each commit is tried in a
             # transaction of its own, so every one gets its exact answer.
             if len(commits) == 1:
                 return [self._ordering_error_after_race(commits[0])]
             return [self._save_alone(commit) for commit in commits]
-        except DBAPIError as exc:
+        except (self._dbapi.Error, DBAPIError) as exc:
             error = _unavailable(exc)
             return [error for _ in commits]
 
-    def _maxes(self, count: int) -> sa.Select[*tuple[Any, ...]]:
+    def _maxes(self, count: int) -> _Compiled:
         """One row holding the newest version of each of ``count`` keys.
 
         A scalar ``max(version)`` per key is answered from the primary key's index; a single
         ``GROUP BY name`` over ``name IN (...)`` would read every version of every key.
         """
-        statement = self._maxes_statements.get(count)
-        if statement is None:
+        compiled = self._maxes_statements.get(count)
+        if compiled is None:
             t = self._table
+            names = [f"k{i}" for i in range(count)]
             statement = sa.select(
                 *(
                     sa.select(sa.func.max(t.c.version))
-                    .where(t.c.name == sa.bindparam(f"k{i}"))
+                    .where(t.c.name == sa.bindparam(name))
                     .scalar_subquery()
-                    for i in range(count)
+                    for name in names
                 )
             )
-            self._maxes_statements[count] = statement
-        return statement
+            compiled = _Compiled(statement, self._dialect, names)
+            self._maxes_statements[count] = compiled
+        return compiled
 
     def _check_order(
-        self, connection: sa.Connection, commits: Sequence[Commit]
-    ) -> tuple[list[Exception | None], list[dict[str, object]]]:
+        self, cursor: DBAPICursor, commits: Sequence[Commit]
+    ) -> tuple[list[Exception | None], list[tuple[object, ...]]]:
         keys = list(dict.fromkeys(commit.key for commit in commits))
-        newest = connection.execute(
-            self._maxes(len(keys)), {f"k{i}": key for i, key in enumerate(keys)}
-        ).one()
+        maxes = self._maxes(len(keys))
+        cursor.execute(maxes.sql, maxes.one(tuple(self._bind_key(key) for key in keys)))
+        newest = cursor.fetchone()
+        assert newest is not None  # a SELECT without FROM gives one row
         heads = {key: version for key, version in zip(keys, newest, strict=True) if version}
         results: list[Exception | None] = []
-        rows: list[dict[str, object]] = []
+        rows: list[tuple[object, ...]] = []
         for commit in commits:
             expected = heads.get(commit.key, 0) + 1
             if commit.version != expected:
@@ -586,24 +647,52 @@ class SqlStorage(Storage):
 
     def _save_alone(self, commit: Commit) -> Exception | None:
         try:
-            with self._writing() as connection, connection.begin():
-                results, rows = self._check_order(connection, [commit])
+            with self._transaction() as cursor:
+                results, rows = self._check_order(cursor, [commit])
                 if rows:
-                    connection.execute(self._insert, rows)
+                    cursor.executemany(self._insert_sql.sql, self._insert_sql.many(rows))
                 return results[0]
-        except IntegrityError:
+        except self._dbapi.IntegrityError:
             return self._ordering_error_after_race(commit)
-        except DBAPIError as exc:
+        except (self._dbapi.Error, DBAPIError) as exc:
             return _unavailable(exc)
 
     def _ordering_error_after_race(self, commit: Commit) -> Exception:
         """Another writer inserted this version first: report what it left as the head."""
         try:
-            with self._engine_or_fail().connect() as connection:
-                newest = connection.execute(self._select_max, {"key": commit.key}).scalar()
-        except DBAPIError as exc:
-            return _unavailable(exc)
+            newest = self.head_version(commit.key)
+        except StorageUnavailableError as exc:
+            return exc
         return CommitOrderingError(commit.key, (newest or 0) + 1, commit.version)
+
+
+class _Compiled:
+    """A Core statement compiled once for a dialect: the SQL the driver runs, and its
+    parameters in the driver's form (a tuple in the statement's order, or a dict by name)."""
+
+    __slots__ = ("names", "positional", "sql")
+
+    def __init__(
+        self, statement: sa.ClauseElement, dialect: sa.Dialect, names: Sequence[str]
+    ) -> None:
+        compiled = statement.compile(dialect=dialect, column_keys=list(names))
+        assert isinstance(compiled, SQLCompiler)
+        self.sql = compiled.string
+        self.names = tuple(names)
+        self.positional = compiled.positional
+        if self.positional and tuple(compiled.positiontup or ()) != self.names:
+            raise AssertionError(f"parameters out of order: {compiled.positiontup} {names}")
+
+    def one(self, values: tuple[object, ...]) -> tuple[object, ...] | dict[str, object]:
+        """The parameters for ``values``, given in ``names`` order."""
+        return values if self.positional else dict(zip(self.names, values, strict=True))
+
+    def many(
+        self, rows: list[tuple[object, ...]]
+    ) -> list[tuple[object, ...]] | list[dict[str, object]]:
+        if self.positional:
+            return rows
+        return [dict(zip(self.names, row, strict=True)) for row in rows]
 
 
 def _text(name: str | bytes) -> str:
@@ -611,7 +700,9 @@ def _text(name: str | bytes) -> str:
     return name.decode("utf-8") if isinstance(name, bytes | bytearray) else name
 
 
-def _unavailable(exc: DBAPIError) -> StorageUnavailableError:
-    """The error for a database that did not answer, with the driver's first line (for the log)."""
-    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+def _unavailable(exc: Exception) -> StorageUnavailableError:
+    """The error for a database that did not answer, with the driver's first line (for the log);
+    ``exc`` is Core's error or the driver's own."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    reason = (str(orig).strip().splitlines() or [""])[0] if orig else str(exc)
     return StorageUnavailableError(f"database unavailable: {reason}")

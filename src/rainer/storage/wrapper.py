@@ -32,11 +32,19 @@ class StorageWrapper(Storage):
     ) -> list[CommitInfo]:
         return self.delegate.head_infos(include_empty, on_unreadable)
 
+    def head_versions(self) -> dict[str, int]:
+        return self.delegate.head_versions()
+
     def get(self, key: str, version: int | None = None) -> Commit | None:
         return self.delegate.get(key, version)
 
     def get_many(self, wanted: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Commit]:
         return self.delegate.get_many(wanted)
+
+    def get_many_infos(
+        self, wanted: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], CommitInfo]:
+        return self.delegate.get_many_infos(wanted)
 
     def payload_slices(self, key: str, version: int, size: int) -> Iterator[bytes]:
         return self.delegate.payload_slices(key, version, size)
