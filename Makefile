@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv ansible-venv system-packages demo test test-server test-collection lint bench clean
+.PHONY: help venv ansible-venv system-packages demo test test-package test-collection lint bench clean
 
 help:
 	@echo "make demo    - set up and walk through Rainer on the embedded SQLite database"
@@ -33,12 +33,12 @@ demo: $(STAMP) ansible-venv
 	bash scripts/demo.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests/server tests/harness bench
-	$(BIN)/ruff format --check src tests/server tests/harness bench
+	$(BIN)/ruff check src tests/package tests/harness bench
+	$(BIN)/ruff format --check src tests/package tests/harness bench
 	$(BIN)/mypy
 	$(BIN)/yamllint --strict .
 
-test-server: $(STAMP)
+test-package: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider
 
 test-collection: $(STAMP)
@@ -49,7 +49,7 @@ test-collection: $(STAMP)
 	RAINER_ANSIBLE_CORE='ansible-core==2.16.*' RAINER_TEST_STEPS='build sanity units integration' \
 	bash scripts/collection-test.sh
 
-test: system-packages lint test-server test-collection
+test: system-packages lint test-package test-collection
 
 bench: system-packages $(STAMP) ansible-venv
 	$(BIN)/python bench/http_bench.py

@@ -45,9 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loads
 import targets
 from http_bench import _command_output, machine, progress
-from loads import Load, Result, Settings
+from loads import Load, Result, Settings, percentile
 from targets import harness
-from zk_bench import percentile
 
 from rainer.defaults import CACHE_BYTES, HEAD_TIMEOUT, VALIDATE_INLINE_BYTES
 

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import loads
 import targets
+from anchors import EtcdServer, NginxServer
 from loads import Load, Result, Settings
 from targets import harness
 
@@ -72,8 +73,8 @@ def machine() -> list[str]:
 
 
 def anchor_loads(stack: contextlib.ExitStack) -> list[Load]:
-    nginx = stack.enter_context(harness.NginxServer())
-    etcd = stack.enter_context(harness.EtcdServer())
+    nginx = stack.enter_context(NginxServer())
+    etcd = stack.enter_context(EtcdServer())
     targets.seed_etcd(etcd)
     range_body, put_body = targets.etcd_bodies()
 
@@ -300,8 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = replace(settings, seconds=2, runs=1, retries=0)
     for reason in (
         loads.wrk_available(),
-        harness.EtcdServer.available(),
-        harness.NginxServer.available(),
+        EtcdServer.available(),
+        NginxServer.available(),
     ):
         if reason:
             print(f"bench: cannot run: {reason}", file=sys.stderr)

@@ -215,3 +215,9 @@ def measure_all(
                 load.discarded += 1
                 progress(f"  {load.name}: others used {result.others:.0%} of the CPU; again")
             load.results.append(min(attempts, key=lambda r: r.others))
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The value at ``fraction`` (0.99 for p99) of ``values``, nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]

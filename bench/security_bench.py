@@ -47,7 +47,7 @@ from http_bench import _command_output, machine, progress
 from loads import Load, Result, Settings
 from targets import harness
 
-from harness._service import http_request
+from harness import http_request
 from harness.certs import TestCA
 from rainer.server.auth import Credentials, Guard, new_token
 

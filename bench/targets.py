@@ -17,11 +17,14 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# The benchmarks start their servers with the tests' launchers (tests/harness).
 sys.path.insert(0, str(ROOT / "tests"))
 
-import harness  # noqa: E402
-from harness import RainerServer  # noqa: E402
-from harness._service import http_request  # noqa: E402
+from anchors import EtcdServer  # noqa: E402
+
+# Re-exported: the other benchmarks take harness from here, once the path is set.
+import harness  # noqa: E402, F401
+from harness import RainerServer, http_request  # noqa: E402
 
 KEYS = 100
 PAYLOAD = b"x" * 99 + b"\n"  # 100 bytes, like nginx's static file
@@ -145,7 +148,7 @@ def etcd_bodies() -> tuple[str, str]:
     return range_body, put_body
 
 
-def seed_etcd(etcd: harness.EtcdServer) -> None:
+def seed_etcd(etcd: EtcdServer) -> None:
     etcd.put(ETCD_KEY, PAYLOAD)
     if etcd.get(ETCD_KEY) != PAYLOAD:
         raise RuntimeError("etcd did not keep the seeded value")

@@ -57,11 +57,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loads
 import targets
 import watch_client as client
+from anchors import EtcdServer
 from http_bench import machine, progress
-from loads import Load, Settings
+from loads import Load, Settings, percentile
 from targets import harness
 from watch_client import Answer, EtcdWatch, Failed, HttpConnection
-from zk_bench import percentile
 
 MAX_CONNECTIONS = 12_000  # the servers' --max-connections (the default): 10,000 watchers + wrk
 WAIT = "5m"  # every watcher's wait: far longer than any round, so none ends by timing out
@@ -403,7 +403,7 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-async def etcd_series(etcd: harness.EtcdServer, plan: Plan, run: Run) -> list[Series]:
+async def etcd_series(etcd: EtcdServer, plan: Plan, run: Run) -> list[Series]:
     key = WATCHED.encode()
     etcd.put(WATCHED, targets.PAYLOAD)
     body = json.dumps({"key": _b64(key), "value": _b64(targets.PAYLOAD)}).encode()
@@ -1184,7 +1184,7 @@ async def measure_all(
                     run.fail(server.failure_message("a cluster server died"))
     if "etcd" in parts:
         progress("anchor: etcd's watch")
-        with harness.EtcdServer() as etcd:
+        with EtcdServer() as etcd:
             anchor = await etcd_series(etcd, plan, run)
     if "idle" in parts:
         idle = await idle_part(settings, plan, run, run.cpu_us)
@@ -1236,7 +1236,7 @@ def main(argv: list[str] | None = None) -> int:
     for part, reason in (
         ("idle", loads.wrk_available()),
         ("cluster", harness.PostgresServer.available() or harness.ZooKeeperServer.available()),
-        ("etcd", harness.EtcdServer.available()),
+        ("etcd", EtcdServer.available()),
     ):
         if part in parts and reason:
             missing.append(f"{part}: {reason}")

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import loads
 import targets
-from loads import Load, Settings
+from loads import Load, Settings, percentile
 from targets import harness
 
 COMMITS = 1000
@@ -221,11 +221,6 @@ def _version(_response, body: bytes) -> int:
     # {"key":...,"version":N,...}: cheaper than json.loads in the polling loop
     start = body.index(b'"version":') + 10
     return int(body[start : body.index(b",", start)])
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def main(argv: list[str] | None = None) -> int:

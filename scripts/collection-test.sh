@@ -17,7 +17,7 @@
 # target rainer_security starts one of its own with TLS from a test CA, with the same command.
 #
 # Why test the installed tarball: the repository root also holds the Python
-# server (src/, tests/server/, ...). galaxy.yml's build_ignore keeps those out
+# server (src/, tests/package/, ...). galaxy.yml's build_ignore keeps those out
 # of the artifact, and ansible-test then judges exactly what ships, in the
 # directory layout it requires.
 #

@@ -17,7 +17,7 @@ It speaks the vocabulary of the ``rainer`` Python package's client
 (``rainer.client``), which it cannot import: the same error classes and
 attributes, the same defaults (30 s timeout, 2 retries, 0.5 s first pause),
 the same retry rules and the same commit attributes. One test suite runs
-both against a real server (tests/server/test_client_contract.py in the
+both against a real server (tests/package/test_client_contract.py in the
 repository).
 
 Wire contract (see the server's documentation): the diary is mounted under a

@@ -18,7 +18,7 @@ prefix=…)``), change sets (``commit_changes()``), blocking reads (``watch()``,
 The HTTP work is urllib3's (pooled keep-alive connections, TLS, proxies); docs/cli.md says why,
 with the measurements. The collection's ``plugins/module_utils/_client.py`` speaks the same
 vocabulary on ``ansible.module_utils.urls``: the same error classes, defaults, retry rules and
-commit attributes, checked by one test suite (tests/server/test_client_contract.py).
+commit attributes, checked by one test suite (tests/package/test_client_contract.py).
 """
 
 from __future__ import annotations

@@ -49,6 +49,18 @@ atexit.register(_close_all)
 _SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
 
+def left_nothing_behind(pid: int | None, folder: Path | str | None) -> bool:
+    """Whether a service that ran as process group ``pid`` in ``folder`` is gone without a
+    trace: no process left in its group, and its temporary folder removed."""
+    if pid is None:
+        return False
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return folder is not None and not os.path.exists(str(folder))
+    return False
+
+
 def find_binary(*names: str, extra_dirs: Sequence[str] = _SBIN_DIRS) -> str | None:
     """First of ``names`` found on PATH or in ``extra_dirs`` (sbin is often off PATH)."""
     for name in names:

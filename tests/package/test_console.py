@@ -2,7 +2,7 @@
 against a real ``rainer serve``: the key list and its filter, a key and its paged history,
 comparing versions, reverting with and without a conflict, hostile keys and payloads, binary
 payloads, the live notice, sign-in under --auth, and an accessibility check of every page with
-axe-core (vendored in tests/server/vendor/axe-core).
+axe-core (vendored in tests/package/vendor/axe-core).
 
 Without Chromium or Playwright these tests skip, except under CI=true, where they fail.
 """

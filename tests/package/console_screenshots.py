@@ -1,4 +1,6 @@
-"""Screenshots of the web console for docs/console/: ``python tests/server/console_screenshots.py``.
+"""Screenshots of the web console for docs/console/.
+
+``python tests/package/console_screenshots.py`` remakes them.
 
 Starts a ``rainer serve`` on a throw-away SQLite file, commits a small, plausible history through
 the HTTP API, and photographs the main views with Debian's headless Chromium (the tests'

@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any
 
-from harness._service import Service, ServiceError, find_binary, http_request
+from harness import Service, ServiceError, find_binary, http_request
 from harness.ports import free_port
 
 MEMBER = "rainer-harness"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from harness._service import Service, find_binary, http_request
+from harness import Service, find_binary, http_request
 
 STATIC_NAME = "static100.txt"
 STATIC_BODY = b"x" * 99 + b"\n"  # exactly 100 bytes

@@ -1,35 +1,25 @@
 """Self-check of the test service launchers (tests/harness): each real service starts on
-loopback, does one real operation and stops without leaving anything behind."""
+loopback, does one real operation and stops without leaving anything behind. (The benchmarks'
+anchors, nginx and etcd, are checked beside their launchers in bench/anchors.)"""
 
 from __future__ import annotations
 
-import base64
-import json
-import os
 import shutil
 
 import pytest
 
 from harness import (
-    EtcdServer,
     MariaDBServer,
-    NginxServer,
     PostgresServer,
     RainerServer,
     ZooKeeperServer,
     free_port,
+    http_request,
+    left_nothing_behind,
     require,
     wait_for_port,
 )
-from harness._service import http_request
 from harness.ports import port_is_open
-
-
-def _assert_gone(service_pid: int | None, folder: object) -> None:
-    assert service_pid is not None
-    with pytest.raises(ProcessLookupError):
-        os.killpg(service_pid, 0)
-    assert not os.path.exists(str(folder))
 
 
 def test_ports() -> None:
@@ -56,7 +46,7 @@ def test_postgres() -> None:
         with psycopg.connect(pg.dsn_for("fresh")) as conn:
             assert conn.execute("SELECT count(*) FROM pg_tables WHERE tablename = 't'").fetchone()
         pid, folder = pg.pid, pg.tmpdir
-    _assert_gone(pid, folder)
+    assert left_nothing_behind(pid, folder)
 
 
 @pytest.mark.mariadb
@@ -79,7 +69,7 @@ def test_mariadb() -> None:
             conn.close()
         assert db.create_database("fresh").endswith(f":{db.port}/fresh")
         pid, folder = db.pid, db.tmpdir
-    _assert_gone(pid, folder)
+    assert left_nothing_behind(pid, folder)
 
 
 @pytest.mark.zookeeper
@@ -111,32 +101,7 @@ def test_zookeeper_survives_stop_and_start() -> None:
             client.stop()
             client.close()
         pid, folder = zk.pid, zk.tmpdir
-    _assert_gone(pid, folder)
-
-
-def test_etcd() -> None:
-    require(EtcdServer)
-    with EtcdServer() as etcd:
-        etcd.put("greeting", "hello")
-        key = base64.b64encode(b"greeting").decode()
-        status, body = http_request(
-            etcd.client_url + "/v3/kv/range", json.dumps({"key": key}).encode()
-        )
-        assert status == 200
-        assert base64.b64decode(json.loads(body)["kvs"][0]["value"]) == b"hello"
-        assert etcd.get("missing") is None
-        pid, folder = etcd.pid, etcd.tmpdir
-    _assert_gone(pid, folder)
-
-
-def test_nginx() -> None:
-    require(NginxServer)
-    with NginxServer() as nginx:
-        status, body = http_request(nginx.url + "/static100.txt")
-        assert status == 200
-        assert len(body) == 100
-        pid, folder = nginx.pid, nginx.tmpdir
-    _assert_gone(pid, folder)
+    assert left_nothing_behind(pid, folder)
 
 
 def test_rainer_server_restarts_on_its_data() -> None:
@@ -157,10 +122,9 @@ def test_rainer_server_restarts_on_its_data() -> None:
 
 
 def test_failed_start_keeps_the_log() -> None:
-    require(NginxServer)
-    taken = NginxServer()
+    taken = RainerServer()
     with taken:
-        clash = NginxServer(port=taken.port, startup_timeout=5)
+        clash = RainerServer(port=taken.port)
         with pytest.raises(Exception, match="temporary folder kept") as failure:
             clash.start()
         assert "already in use" in str(failure.value)
