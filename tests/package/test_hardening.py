@@ -386,6 +386,33 @@ def test_half_requests_are_closed_and_connections_are_capped(tmp_path):
         assert call("GET", f"{server.url}/healthz").status == 200
 
 
+def test_the_head_timeout_counts_from_the_last_answer_and_spares_requests_in_hand(server, key):
+    """Each head has HEAD_TIMEOUT from the end of the previous answer on its connection; a
+    request being answered (here, one waiting longer than that for a change) is not cut off."""
+    assert post_commit(server.diary_url, key, 1, b"x", author="a").status == 200
+    head = f"GET /diary/{key} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
+    wait = limits.HEAD_TIMEOUT + 2
+    watch = f"GET /diary/{key}/meta?index=1&wait={wait:g}s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    timeout = limits.HEAD_TIMEOUT + 10
+    with (
+        socket.create_connection((server.host, server.port), timeout=timeout) as half,
+        socket.create_connection((server.host, server.port), timeout=timeout) as waiting,
+    ):
+        for conn in (half, waiting):
+            conn.sendall(head)
+            assert status_of(read_answer(conn)) == 200
+        began = time.monotonic()
+        half.sendall(b"GET /diary HT")  # after an answer: half of the next head
+        waiting.sendall(watch.encode())  # a request in hand for longer than HEAD_TIMEOUT
+        assert status_of(read_answer(half)) == 408
+        timed_out = time.monotonic() - began
+        answer = read_answer(waiting)
+        answered = time.monotonic() - began
+    assert limits.HEAD_TIMEOUT - 1 < timed_out < limits.HEAD_TIMEOUT + 3, timed_out
+    assert status_of(answer) == 200 and b'"version":1' in body_of(answer), answer
+    assert answered >= wait - 1, answered
+
+
 # -- 8, 9, 10. keys, escapes and authors ----------------------------------------------------
 
 
