@@ -176,9 +176,13 @@ def test_apply_files_with_yes_or_after_asking(server, client, key, tmp_path):
         client.get_metadata(f"{key}.a")
     run = rainer("apply", str(folder), "--yes", "--json", url=server.diary_url)
     assert run.code == 0, run.stderr
-    assert json.loads(run.out.splitlines()[-1])["key"] == f"{key}.a"
+    # --json: standard output is JSON lines only (the plan is on standard error), for jq.
+    assert [json.loads(line)["key"] for line in run.out.splitlines()] == [f"{key}.a"]
+    assert "Plan: 1 new" in run.stderr
     again = rainer("apply", str(folder), "--yes", url=server.diary_url)
     assert again.code == 0 and again.out.endswith("Nothing to apply.\n")
+    quiet = rainer("apply", str(folder), "--yes", "--json", url=server.diary_url)
+    assert quiet.code == 0 and quiet.out == "" and "Nothing to apply." in quiet.stderr
 
 
 def test_a_plan_is_applied_only_where_it_was_made(server, key, tmp_path):

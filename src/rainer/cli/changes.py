@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import yaml
 
@@ -242,8 +242,7 @@ def make_plan(
     return steps
 
 
-def print_plan(steps: list[Step], color: bool) -> None:
-    out = sys.stdout
+def print_plan(steps: list[Step], color: bool, out: TextIO = sys.stdout) -> None:
     for step in steps:
         mark, tint = _MARKS[step.action]
         head = step.head.version if step.head is not None else None
@@ -382,13 +381,15 @@ def apply(args: argparse.Namespace) -> int:
         steps = make_plan(
             client, wanted_from(args.paths, args.manifest), args.prefix, args.delete_missing
         )
-        print_plan(steps, common.use_color(args))
+        # With --json, standard output is JSON lines only: the plan goes to standard error.
+        out = sys.stderr if args.json else sys.stdout
+        print_plan(steps, common.use_color(args, out), out)
         changes = [step.change() for step in steps if step.action != "same"]
         if changes and not args.yes:
             confirm(f"Commit these {len(changes)} changes to {client.url} (yes/no)? ")
         comment = args.message or DEFAULT_COMMENT
     if not changes:
-        print("Nothing to apply.")
+        print("Nothing to apply.", file=sys.stderr if args.json else sys.stdout)
         return common.EXIT_OK
     try:
         metas = client.commit_changes(changes, common.author_from(args, client), comment)
