@@ -578,7 +578,8 @@ class RainerClient:
         attempt = 0
         while True:
             try:
-                meta = self._wait_meta(key, index, max(0.0, deadline - time.monotonic()))
+                # The payload's blocking read: its headers carry the metadata, so one request.
+                answer = self._wait(key, "", index, max(0.0, deadline - time.monotonic()))
                 break
             except RainerNotFoundError:
                 return None
@@ -587,9 +588,8 @@ class RainerClient:
                     raise
             self.sleep(min(self._watch_delay(attempt), max(0.0, deadline - time.monotonic())))
             attempt += 1
-        if meta.get("empty"):
-            return RainerCommit(meta, None)
-        return RainerCommit(meta, self.get_value(key, int(meta["version"])))
+        meta = _meta_from_headers(answer)
+        return RainerCommit(meta, None if meta["empty"] else answer.body)
 
     def watch_versions(
         self,
@@ -634,17 +634,22 @@ class RainerClient:
 
     def _wait_meta(self, key: str, index: int, wait: float) -> dict[str, Any]:
         """One blocking read of ``key``'s metadata."""
+        answer = self._wait(key, "/meta", index, wait)
+        meta = answer.json()
+        if not isinstance(meta, dict) or "version" not in meta:
+            raise RainerProtocolError(f"not a commit's metadata from {answer.url}")
+        return meta
+
+    def _wait(self, key: str, suffix: str, index: int, wait: float) -> _Answer:
+        """One blocking read of ``key`` (its payload, or with ``suffix`` "/meta" its metadata)."""
         if isinstance(index, bool) or not isinstance(index, int) or index < 0:
             raise ValueError(f"index must be a version, 0 or more: {index!r}")
         path = _with_query(
-            self._key_path(key) + "/meta", [("index", str(index)), ("wait", _wait_text(wait))]
+            self._key_path(key) + suffix, [("index", str(index)), ("wait", _wait_text(wait))]
         )
         # The server holds the answer for the wait plus up to a sixteenth (its jitter).
         patience = wait * 17 / 16 + self.timeout
-        meta = self._send("GET", path, key=key, read_timeout=patience).json()
-        if not isinstance(meta, dict) or "version" not in meta:
-            raise RainerProtocolError(f"not a commit's metadata from {self._origin + path}")
-        return meta
+        return self._send("GET", path, key=key, read_timeout=patience)
 
     def _watch_delay(self, attempt: int) -> float:
         # Never zero, even with retry_delay=0: a watch that cannot reach its server must not spin.

@@ -8,6 +8,7 @@ import http.server
 import threading
 import time
 from typing import ClassVar
+from unittest import mock
 
 import pytest
 from cli_helpers import commit
@@ -89,6 +90,28 @@ def test_watch_wakes_on_a_commit_and_a_tombstone(client, key):
     found = client.watch(key, index=2, wait=30)
     thread.join()
     assert found.version == 3 and found.empty and found.value is None
+
+
+def test_watch_and_get_commit_bring_value_and_metadata_in_one_request(client, key):
+    commit(client, key, "zoë's value")
+    sent = []
+    send = client._send
+
+    def counting(method, path, *args, **kwargs):
+        sent.append((method, path))
+        return send(method, path, *args, **kwargs)
+
+    with mock.patch.object(client, "_send", counting):
+        watched = client.watch(key, index=0, wait=5)
+        read = client.get_commit(key)
+    assert len(sent) == 2, sent  # one each: the payload's headers carry the metadata
+    for found in (watched, read):
+        assert (found.version, found.value, found.author) == (1, "zoë's value".encode(), "tester")
+        assert found.mtime and not found.empty
+    # Headers are UTF-8 on the wire: a key (and comment) beyond ASCII reads back as it was.
+    client.post_commit({"key": key + "-ünï", "version": 1, "author": "Zoë", "comment": "ça"}, b"x")
+    found = client.get_commit(key + "-ünï")
+    assert (found.key, found.author, found.comment) == (key + "-ünï", "Zoë", "ça")
 
 
 def test_watch_ends_with_the_current_state_or_none(client, key):
