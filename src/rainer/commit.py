@@ -35,6 +35,19 @@ _REFUSED_IN_NEW_KEYS = {
 }
 
 
+def payload_text(payload: bytes | None) -> str | None:
+    """A payload as text ("" for none); None when it is binary: not UTF-8, or holding NUL bytes
+    (the rule every diff and every page showing payloads uses)."""
+    if payload is None:
+        return ""
+    if b"\0" in payload:
+        return None
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def validate_key(key: str, new: bool = False) -> str:
     """Return ``key`` when it is a valid Rainer key, else raise BadRequestError saying why.
 

@@ -9,6 +9,8 @@ import re
 
 import yaml
 
+from rainer.commit import payload_text
+
 # libyaml's loader when PyYAML was built with it: several times faster on large documents.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -27,25 +29,13 @@ def paint(text: str, code: str, color: bool) -> str:
     return f"{code}{text}{RESET}" if color else text
 
 
-def _text(payload: bytes | None) -> str | None:
-    """The payload as text; None when it is binary (not UTF-8, or holding NUL bytes)."""
-    if payload is None:
-        return ""
-    if b"\0" in payload:
-        return None
-    try:
-        return payload.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
 def unified_diff(
     old: bytes | None, new: bytes | None, old_label: str, new_label: str, color: bool = False
 ) -> str:
     """The diff from ``old`` to ``new`` (None counts as no payload); "" when they are equal."""
     if (old or b"") == (new or b""):
         return ""
-    old_text, new_text = _text(old), _text(new)
+    old_text, new_text = payload_text(old), payload_text(new)
     if old_text is None or new_text is None:
         sizes = f"{len(old or b''):,} bytes -> {len(new or b''):,} bytes"
         return paint(f"Binary payloads differ ({sizes})\n", BOLD, color)
@@ -90,7 +80,7 @@ _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 def structured(payload: bytes | None) -> object:
     """The document a payload holds when it is JSON or YAML whose top is a mapping or a list;
     None otherwise (text, a scalar, binary, too large, or not parsing)."""
-    text = _text(payload)
+    text = payload_text(payload)
     if not text or len(payload or b"") > STRUCTURED_MAX_BYTES:
         return None
     try:

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from markupsafe import Markup, escape
 
+from rainer.commit import payload_text
 from rainer.defaults import VALIDATE_INLINE_BYTES
 from rainer.server import validation
 
@@ -36,19 +37,6 @@ HEX_PREVIEW_BYTES = 256
 
 _YAML_NAMES = (".yaml", ".yml")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def text_of(payload: bytes | None) -> str | None:
-    """The payload as text, "" for none; None when it is binary (not UTF-8, or holding NUL
-    bytes: the rule the command line's diffs use)."""
-    if payload is None:
-        return ""
-    if b"\0" in payload:
-        return None
-    try:
-        return payload.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
 
 
 def detect(key: str, text: str) -> tuple[str, Any]:
@@ -123,7 +111,7 @@ def show(key: str, payload: bytes | None, indent: bool = True) -> Shown:
     if payload is None:
         return Shown("empty", 0)
     size = len(payload)
-    text = text_of(payload)
+    text = payload_text(payload)
     if text is None:
         return Shown("binary", size, hex_rows=hex_rows(payload[:HEX_PREVIEW_BYTES]))
     if size > SHOW_BYTES:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rainer.commit import Commit, CommitInfo
+from rainer.commit import Commit, CommitInfo, payload_text
 from rainer.server.console import compare, payloads
 
 #: Keys on one page of the list: about 40 KB of HTML, so that even 10,000 keys stay light.
@@ -158,7 +158,7 @@ class Comparison:
 
 def comparison(old: Commit, new: Commit, full: bool = False, indent: bool = False) -> Comparison:
     """The difference from ``old`` to ``new``: line by line, and by path for JSON and YAML."""
-    old_text, new_text = payloads.text_of(old.payload), payloads.text_of(new.payload)
+    old_text, new_text = payload_text(old.payload), payload_text(new.payload)
     identical = (old.payload or b"") == (new.payload or b"")
     if old_text is None or new_text is None:
         return Comparison(
