@@ -65,6 +65,7 @@ from rainer.server.request import (
 from rainer.server.responses import (
     Refused,
     Response,
+    allow_method,
     encode_headers,
     json_response,
     meta_response,
@@ -372,15 +373,15 @@ class RainerApp:
         path = path.split(b"?", 1)[0]
         method = scope["method"]
         if path == b"/healthz":
-            _allow(method, "GET")
+            allow_method(method, "GET")
             return await self._healthz()
         if path == b"/openapi.json":
-            _allow(method, "GET")
+            allow_method(method, "GET")
             return self._openapi()
         prefix = self._prefix
         who = self._identify(scope, facts) if self.guard is not None else None
         if path == b"/whoami":
-            _allow(method, "GET")
+            allow_method(method, "GET")
             if who is None:
                 raise NotFoundError("Not found: the server runs without --auth")
             return json_response(200, who.describe())
@@ -391,10 +392,10 @@ class RainerApp:
             if method == "POST":
                 facts.write = True
                 return await self._changeset(scope, receive, who, facts)
-            _allow(method, "GET", "POST")
+            allow_method(method, "GET", "POST")
             return await self._list(Query(scope["query_string"]), who, _hang_ups(scope, receive))
         if b"/" not in rest:  # the hot path: a head read
-            _allow(method, "GET")
+            allow_method(method, "GET")
             key = validate_key(decode(rest, "path"))
             if who is not None:
                 self._may(who, key, "read")
@@ -411,9 +412,9 @@ class RainerApp:
             facts.key, facts.version_text = key, parts[1]
             return await self._post(scope, receive, key, parse_version(parts[1]), who, facts)
         if len(parts) == 2 and parts[1] not in ("meta", "history"):
-            _allow(method, "GET", "POST")
+            allow_method(method, "GET", "POST")
         elif len(parts) != 3 or parts[2] == "meta":
-            _allow(method, "GET")
+            allow_method(method, "GET")
         if who is not None:
             self._may(who, key, "read")
         if len(parts) == 1 or (len(parts) == 2 and parts[1] == "meta"):
@@ -1148,13 +1149,6 @@ def _header(scope: Scope, name: bytes) -> str:
 def _for_console(scope: Scope) -> bool:
     path: str = scope["path"]
     return path == "/ui" or path.startswith("/ui/")
-
-
-def _allow(method: str, *allowed: str) -> None:
-    if method in allowed or (method == "HEAD" and "GET" in allowed):
-        return
-    names = ", ".join(allowed)
-    raise Refused(405, f"Method not allowed: use {names}", [("Allow", names)])
 
 
 def _beyond_head(view: HeadView, key: str, version: int) -> bool:

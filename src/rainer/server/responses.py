@@ -45,6 +45,14 @@ class Response:
         return copy
 
 
+def allow_method(method: str, *allowed: str) -> None:
+    """Refuse (405, with ``Allow``) a method not in ``allowed``; HEAD goes where GET does."""
+    if method in allowed or (method == "HEAD" and "GET" in allowed):
+        return
+    names = ", ".join(allowed)
+    raise Refused(405, f"Method not allowed: use {names}", [("Allow", names)])
+
+
 def encode_headers(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return [(name.encode("latin-1"), _header_value(value)) for name, value in headers]
 

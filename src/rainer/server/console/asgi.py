@@ -52,7 +52,7 @@ from rainer.server.asgi_types import Receive, Scope, Send
 from rainer.server.auth import Credentials, Principal
 from rainer.server.console import render, views
 from rainer.server.request import INT_MAX, Query, decode
-from rainer.server.responses import Refused
+from rainer.server.responses import Refused, allow_method, encode_headers
 from rainer.server.watch import parse_wait
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class Page:
             (b"content-length", b"%d" % len(body)),
             (b"content-type", content_type.encode()),
             *_SECURITY_HEADERS,
-            *((name.encode("latin-1"), _header_value(value)) for name, value in headers or ()),
+            *encode_headers(headers or []),
         ]
 
 
@@ -232,16 +232,16 @@ class Console:
         method = visit.scope["method"]
         raw = visit.path
         if raw == render.MOUNT.encode():
-            _allow(method, "GET")
+            allow_method(method, "GET")
             qs = visit.scope.get("query_string", b"").decode("latin-1")
             return _redirect(render.MOUNT + "/" + (f"?{qs}" if qs else ""), 308)
         parts = raw[len(render.MOUNT) + 1 :].split(b"/")
         if parts[0] == b"static" and len(parts) == 2:
-            _allow(method, "GET")
+            allow_method(method, "GET")
             return self._static(parts[1], visit.query)
         if self.app.guard is not None:
             if parts == [b"sign-in"]:
-                _allow(method, "GET", "POST")
+                allow_method(method, "GET", "POST")
                 if method == "POST":
                     return await self._sign_in_post(visit, receive)
                 return await self._sign_in_page(visit)
@@ -254,10 +254,10 @@ class Console:
                 target = render.ui_url("sign-in", expired=True, next=visit.target)
                 return _redirect(target, 303, [_clear_cookie(SESSION_COOKIE, visit.scope)])
             if parts == [b"sign-out"]:
-                _allow(method, "POST")
+                allow_method(method, "POST")
                 return await self._sign_out(visit, receive)
         if parts == [b""]:
-            _allow(method, "GET")
+            allow_method(method, "GET")
             return await self._keys(visit)
         if parts[0] != b"keys" or len(parts) not in (2, 3) or not parts[1]:
             raise NotFoundError("No such page in the console")
@@ -265,7 +265,7 @@ class Console:
         action = parts[2] if len(parts) == 3 else None
         if action == b"revert" and method == "POST":
             return await self._revert_post(visit, key, receive)
-        _allow(method, *(("GET", "POST") if action == b"revert" else ("GET",)))
+        allow_method(method, *(("GET", "POST") if action == b"revert" else ("GET",)))
         visit.require(key, "read")
         if action is None:
             return await self._key(visit, key)
@@ -680,19 +680,8 @@ class Console:
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _allow(method: str, *allowed: str) -> None:
-    if method in allowed or (method == "HEAD" and "GET" in allowed):
-        return
-    names = ", ".join(allowed)
-    raise Refused(405, f"Method not allowed: use {names}", [("Allow", names)])
-
-
 def _flag(query: Query, name: str, default: bool) -> bool:
     return query.flag(name) if query.get(name) is not None else default
-
-
-def _header_value(value: str) -> bytes:
-    return value.replace("\r", " ").replace("\n", " ").encode("utf-8")
 
 
 def _redirect(location: str, status: int, headers: list[tuple[str, str]] | None = None) -> Page:
