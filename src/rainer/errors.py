@@ -87,11 +87,8 @@ class MissingDependencyError(RainerError):
 # CommitOrderingError for 409, ...), so callers catch the meaning or the answer, as they like.
 
 
-class RainerHTTPError(RainerError):
-    """A Rainer server answered with an error status; the subclasses name the usual ones.
-
-    Raised as it is for the others (401, 403, 405, 408, 421, ...), with the server's reason.
-    """
+class _AnswerError(RainerError):
+    """An error about an answer the server gave: its status, body, URL and method."""
 
     def __init__(
         self,
@@ -106,6 +103,13 @@ class RainerHTTPError(RainerError):
         self.body = body
         self.url = url
         self.method = method
+
+
+class RainerHTTPError(_AnswerError):
+    """A Rainer server answered with an error status; the subclasses name the usual ones.
+
+    Raised as it is for the others (401, 403, 405, 408, 421, ...), with the server's reason.
+    """
 
     @property
     def code(self) -> int | None:
@@ -236,20 +240,6 @@ class RainerTLSError(RainerUnreachableError):
     Never retried: trying again cannot change the answer."""
 
 
-class RainerProtocolError(RainerError):
+class RainerProtocolError(_AnswerError):
     """An answer this client cannot read as Rainer's (not JSON, not a commit, a 409 without
     its conflict): usually a URL that is not a diary, or something in between."""
-
-    def __init__(
-        self,
-        message: str,
-        status: int | None = None,
-        body: str = "",
-        url: str = "",
-        method: str = "",
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = body
-        self.url = url
-        self.method = method
