@@ -33,6 +33,7 @@ author: []
 extends_documentation_fragment:
   - rainer.rainer.connection
   - rainer.rainer.connection.author
+  - rainer.rainer.attributes
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
   - ansible.builtin.action_common_attributes.flow
@@ -108,19 +109,6 @@ attributes:
   diff_mode:
     support: full
     details: Shows each changing key's payload before and after as text; binary payloads get none.
-  platform:
-    platforms: all
-  action:
-    support: full
-    details: Runs in the controller process when the task's connection is local or delegated to localhost.
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
-  action_group:
-    support: full
-    membership:
-      - rainer.rainer.rainer
 notes:
   - Why a module of its own rather than a list in M(rainer.rainer.rainer_commit) - a change set has other
     options (one O(expected_versions) dict, a comment per key) and another result (one report per key),

@@ -27,6 +27,7 @@ author: []
 extends_documentation_fragment:
   - rainer.rainer.connection
   - rainer.rainer.connection.author
+  - rainer.rainer.attributes
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
   - ansible.builtin.action_common_attributes.flow
@@ -89,19 +90,6 @@ attributes:
   diff_mode:
     support: full
     details: Shows the payload before and after as text; omitted for binary payloads.
-  platform:
-    platforms: all
-  action:
-    support: full
-    details: Runs in the controller process when the task's connection is local or delegated to localhost.
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
-  action_group:
-    support: full
-    membership:
-      - rainer.rainer.rainer
 notes:
   - The diff is only computed when C(--diff) is asked for.
 seealso:

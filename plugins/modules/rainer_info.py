@@ -26,6 +26,7 @@ description:
 author: []
 extends_documentation_fragment:
   - rainer.rainer.connection
+  - rainer.rainer.attributes
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.actiongroups
   - ansible.builtin.action_common_attributes.flow
@@ -123,19 +124,6 @@ attributes:
     details: Reads only, so it runs the same in check mode.
   diff_mode:
     support: none
-  platform:
-    platforms: all
-  action:
-    support: full
-    details: Runs in the controller process when the task's connection is local or delegated to localhost.
-  async:
-    support: none
-  bypass_host_loop:
-    support: none
-  action_group:
-    support: full
-    membership:
-      - rainer.rainer.rainer
 notes:
   - Reading records nothing, so this module takes no O(rainer.rainer.rainer_commit#module:author). When C(module_defaults) for the
     action group C(group/rainer.rainer.rainer) set one for the modules that commit, this module leaves it aside.
